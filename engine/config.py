@@ -1,0 +1,240 @@
+"""Run configuration: frozen dataclasses, validated, lossless to and from dicts.
+
+A config is built from defaults, then a TOML file (``--config``), then flags and
+``--set section.key=value`` overrides, in that order. Every field is checked when
+the config is built (types and ranges); an unknown key or a bad value raises
+:class:`ConfigError` naming the key. The resolved config is written into the
+store's attributes (``to_dict``) and read back losslessly (``from_dict``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+def _check(cond: bool, key: str, value: Any, what: str) -> None:
+    if not cond:
+        raise ConfigError(f"config '{key}'", f"invalid value {value!r}", what)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    start: int = 0
+    """First source frame to process (0-based index into the source's frames)."""
+    end: int | None = None
+    """Source frame index to stop before (exclusive); None reads to the end."""
+    stride: int = 1
+    """Process every stride-th frame from ``start``."""
+    fps: float | None = None
+    """Frame rate for sources without timestamps (image folders); None: 30."""
+    live: bool | None = None
+    """Force live (drop-oldest) or file (never drop) behaviour; None decides by source kind."""
+    queue_size: int = 8
+    """Frames buffered between a live source and the engine before the oldest is dropped."""
+    reconnect_attempts: int = 5
+    """Network streams: reconnects tried after a failure before giving up."""
+    reconnect_backoff_s: float = 0.5
+    """Network streams: first wait before reconnecting; doubles each attempt."""
+    reconnect_backoff_max_s: float = 8.0
+    """Network streams: upper bound of the wait between reconnects."""
+    timeout_s: float = 10.0
+    """Network streams and webcams: give up opening or reading after this long."""
+
+    def __post_init__(self) -> None:
+        _check(self.start >= 0, "source.start", self.start, "must be >= 0")
+        _check(self.end is None or self.end > self.start, "source.end", self.end, "must be > start")
+        _check(self.stride >= 1, "source.stride", self.stride, "must be >= 1")
+        _check(self.fps is None or self.fps > 0, "source.fps", self.fps, "must be > 0")
+        _check(self.queue_size >= 1, "source.queue_size", self.queue_size, "must be >= 1")
+        _check(self.reconnect_attempts >= 0, "source.reconnect_attempts", self.reconnect_attempts, "must be >= 0")
+        _check(self.reconnect_backoff_s > 0, "source.reconnect_backoff_s", self.reconnect_backoff_s, "must be > 0")
+        _check(self.reconnect_backoff_max_s >= self.reconnect_backoff_s, "source.reconnect_backoff_max_s",
+               self.reconnect_backoff_max_s, "must be >= reconnect_backoff_s")
+        _check(self.timeout_s > 0, "source.timeout_s", self.timeout_s, "must be > 0")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    intrinsics: tuple[float, float, float, float] | None = None
+    """Pinhole intrinsics (fx, fy, cx, cy) in pixels; None uses ``fov_deg``."""
+    fov_deg: float = 60.0
+    """Horizontal field of view assumed when no intrinsics are given."""
+
+    def __post_init__(self) -> None:
+        if self.intrinsics is not None:
+            _check(len(self.intrinsics) == 4 and all(v > 0 for v in self.intrinsics[:2]),
+                   "camera.intrinsics", self.intrinsics, "give fx,fy,cx,cy with fx, fy > 0")
+        _check(1.0 <= self.fov_deg <= 179.0, "camera.fov_deg", self.fov_deg, "must be in [1, 179]")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    queue_size: int = 4
+    """Packets buffered between two stages (bounded: a slow stage applies backpressure)."""
+    progress: bool = True
+    """Show the live progress display (frames, fps, lag, drops, ETA)."""
+
+    def __post_init__(self) -> None:
+        _check(self.queue_size >= 1, "engine.queue_size", self.queue_size, "must be >= 1")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    chunk_frames: int = 128
+    """Frames per chunk along time for per-frame arrays."""
+    flush_interval_s: float = 0.1
+    """Longest time a decided frame waits in memory before it is flushed to the store."""
+    flush_frames: int = 32
+    """Flush after this many new rows even if the interval has not passed."""
+    compression_level: int = 3
+    """Zstandard level for all arrays (0 disables compression)."""
+    fsync: bool = False
+    """fsync chunk files before advancing the watermark (survives power loss, slower)."""
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.chunk_frames <= 65536, "store.chunk_frames", self.chunk_frames, "must be in [1, 65536]")
+        _check(self.flush_interval_s >= 0, "store.flush_interval_s", self.flush_interval_s, "must be >= 0")
+        _check(self.flush_frames >= 1, "store.flush_frames", self.flush_frames, "must be >= 1")
+        _check(0 <= self.compression_level <= 22, "store.compression_level", self.compression_level,
+               "must be in [0, 22]")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    """How frames are read."""
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    """Camera intrinsics."""
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    """Threads, queues and display."""
+    store: StoreConfig = field(default_factory=StoreConfig)
+    """Result store layout and flushing."""
+
+    # -- dict / TOML ---------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, JSON/TOML-friendly dict; ``from_dict(to_dict())`` is equal."""
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        return _from_dict(cls, data, "")
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> RunConfig:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise ConfigError(str(p), "config file not found", "check the --config path") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(str(p), f"cannot read config file: {e}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(str(p), f"not valid TOML: {e}", "fix the syntax") from None
+        return cls.from_dict(data)
+
+    def override(self, assignments: list[str]) -> RunConfig:
+        """Apply ``section.key=value`` strings (values parsed as TOML, else as text)."""
+        data = self.to_dict()
+        for item in assignments:
+            if "=" not in item:
+                raise ConfigError(f"--set {item}", "expected section.key=value")
+            key, raw = item.split("=", 1)
+            parts = key.strip().split(".")
+            try:
+                value = tomllib.loads(f"v = {raw.strip()}")["v"]
+            except tomllib.TOMLDecodeError:
+                value = raw.strip()
+            node = data
+            for p in parts[:-1]:
+                if not isinstance(node.get(p), dict):
+                    raise ConfigError(f"--set {item}", f"unknown config section '{p}'")
+                node = node[p]
+            if parts[-1] not in node:
+                raise ConfigError(f"--set {item}", f"unknown config key '{key}'")
+            node[parts[-1]] = value
+        return RunConfig.from_dict(data)
+
+    def replace(self, section: str, **changes: Any) -> RunConfig:
+        """A copy with fields of one section changed (validated)."""
+        sub = dataclasses.replace(getattr(self, section), **changes)
+        return dataclasses.replace(self, **{section: sub})
+
+
+def _to_dict(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple):
+        return [_to_dict(v) for v in obj]
+    return obj
+
+
+def _from_dict(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config '{prefix or 'root'}'", f"expected a table, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"config '{prefix + unknown[0]}'", "unknown key",
+                          f"valid keys here: {', '.join(sorted(names))}")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, prefix + name)
+    try:
+        return cls(**kwargs)
+    except TypeError as e:  # pragma: no cover - guarded by the checks above
+        raise ConfigError(f"config '{prefix or 'root'}'", str(e)) from None
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _from_dict(tp, value, key + ".")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, value, key)
+            except ConfigError as e:
+                errors.append(e)
+        raise errors[0]
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config '{key}'", f"expected a list, got {value!r}")
+        elem = args[0] if args else Any
+        if len(args) > 1 and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(f"config '{key}'", f"expected {len(args)} values, got {len(value)}")
+            return tuple(_coerce(a, v, key) for a, v in zip(args, value))
+        return tuple(_coerce(elem, v, key) for v in value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config '{key}'", f"expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"config '{key}'", f"expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"config '{key}'", f"expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"config '{key}'", f"expected a string, got {value!r}")
+    return value

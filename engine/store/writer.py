@@ -1,0 +1,301 @@
+"""The store writer: rows in, chunks out, a watermark that readers can trust.
+
+Rows are kept in per-chunk buffers in memory and written as whole chunks (no
+read-modify-write). Arrays grow along time in whole chunks ahead of the data, so a
+reader that looks at an array's shape sees rows of fill values: readers must use
+the ``finalized_frames`` watermark instead. The watermark is the length of the
+longest prefix of rows that are final *and* flushed; it is written into the root
+attributes only after every chunk below it has been written. Chunks entirely
+below the watermark leave memory, so memory stays flat over hours of video.
+
+Crash safety: chunk files and metadata are replaced atomically by zarr's local
+store (write to a temporary file, then rename), so a killed process leaves either
+the old or the new version of each file. ``StoreWriter.resume`` reopens such a
+store, keeps rows below the watermark and rewrites everything above it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import ZstdCodec
+
+from ..config import StoreConfig
+from ..errors import StoreError
+from ..frame import Status
+from .schema import K_SPEC, SCHEMA_VERSION, ArraySpec, core_specs
+
+
+@dataclass
+class _Buffered:
+    """One array's open chunks: chunk index -> rows ``(chunk, *shape)``."""
+
+    spec: ArraySpec
+    array: Any
+    chunks: dict[int, np.ndarray] = field(default_factory=dict)
+    dirty: set[int] = field(default_factory=set)
+
+
+class StoreWriter:
+    """Writes rows of per-frame arrays into a Zarr v3 store on local disk.
+
+    Use :meth:`create` for a new store and :meth:`resume` to continue one; then
+    :meth:`put` rows (any order, rows may be rewritten while above the watermark),
+    :meth:`maybe_flush` / :meth:`flush`, and :meth:`close` with the run's outcome.
+    """
+
+    def __init__(self, path: Path, root: Any, specs: list[ArraySpec], cfg: StoreConfig, watermark: int) -> None:
+        self.path = path
+        self.cfg = cfg
+        self._root = root
+        self._chunk = cfg.chunk_frames
+        self._arrays = {s.path: _Buffered(s, root[s.path]) for s in specs if s.per_frame}
+        self.watermark = watermark
+        self.rows = watermark  # one past the highest row put so far
+        self._capacity = int(root["frames/status"].shape[0])
+        self._status: dict[int, int] = {}  # status of rows >= watermark
+        self._arrival: dict[int, float] = {}
+        self._pending = 0
+        self._last_flush = time.monotonic()
+        self.flush_seconds = 0.0  # total time spent in flush(), for benchmarks
+        self.flushes = 0
+        if watermark % self._chunk:
+            self._load_chunk(watermark // self._chunk)
+
+    # -- opening ----------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | Path, specs: Iterable[ArraySpec], attrs: dict[str, Any], cfg: StoreConfig,
+               K: np.ndarray, static: dict[str, np.ndarray] | None = None, overwrite: bool = False) -> StoreWriter:
+        """Create a new store (``overwrite`` replaces an existing one)."""
+        p = Path(path)
+        if p.exists():
+            if not overwrite:
+                raise StoreError(str(p), "output already exists", "pass --resume to continue it or --overwrite to replace it")
+            if p.is_dir() and not (p / "zarr.json").exists() and any(p.iterdir()):
+                raise StoreError(str(p), "exists and is not an inscene store; refusing to overwrite it",
+                                 "choose another output path")
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        specs = _with_core(specs)
+        try:
+            root = zarr.open_group(store=str(p), mode="w-", zarr_format=3)
+        except (OSError, zarr.errors.ContainsGroupError, zarr.errors.ContainsArrayError) as e:
+            raise StoreError(str(p), f"cannot create the store: {e}") from None
+        compressors = [ZstdCodec(level=cfg.compression_level)] if cfg.compression_level > 0 else None
+        for s in [*specs, K_SPEC, *(_static_spec(k, v) for k, v in (static or {}).items())]:
+            _require_parent(root, s.path)
+            shape = (0, *s.shape) if s.per_frame else s.shape
+            chunks = (cfg.chunk_frames, *s.shape) if s.per_frame else s.shape
+            root.create_array(s.path, shape=shape, chunks=chunks or (1,), dtype=s.dtype, fill_value=s.fill,
+                              compressors=compressors, dimension_names=s.dims,
+                              attributes={"doc": s.doc} if s.doc else None)
+        root["camera/K"][...] = np.asarray(K, dtype=np.float64)
+        for k, v in (static or {}).items():
+            root[k][...] = v
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        root.attrs.update({**attrs, "schema_version": SCHEMA_VERSION, "created": now, "finalized_frames": 0,
+                           "state": "running", "per_frame_arrays": [s.path for s in specs]})
+        return cls(p, root, specs, cfg, watermark=0)
+
+    @classmethod
+    def resume(cls, path: str | Path, cfg: StoreConfig) -> StoreWriter:
+        """Reopen a store written by an interrupted run; rows below the watermark are kept."""
+        p = Path(path)
+        attrs = read_root_attrs(p)
+        root = zarr.open_group(store=str(p), mode="r+", zarr_format=3)
+        specs = [_spec_of(root[name], name) for name in attrs.get("per_frame_arrays", [])]
+        chunk = int(root["frames/status"].chunks[0])
+        if chunk != cfg.chunk_frames:
+            raise StoreError(str(p), f"store was written with chunk_frames={chunk}, config asks {cfg.chunk_frames}",
+                             "resume with the original config")
+        wm = int(attrs["finalized_frames"])
+        root.attrs.update({"state": "running"})
+        return cls(p, root, specs, cfg, watermark=wm)
+
+    # -- rows ---------------------------------------------------------------------
+
+    def put(self, row: int, values: dict[str, Any], status: Status, arrival: float | None = None) -> None:
+        """Buffer one row. ``values`` maps store paths to per-frame values; paths
+        not given keep what the row held (fill for a new row). Rows below the
+        watermark are final and cannot be rewritten."""
+        if row < self.watermark:
+            raise ValueError(f"row {row} is below the watermark {self.watermark} and is final")
+        unknown = set(values) - self._arrays.keys()
+        if unknown:
+            raise KeyError(f"fields not declared in the store: {sorted(unknown)}")
+        c, r = divmod(row, self._chunk)
+        for path, value in values.items():
+            buf = self._arrays[path]
+            self._chunk_rows(buf, c)[r] = value
+            buf.dirty.add(c)
+        st = self._arrays["frames/status"]
+        self._chunk_rows(st, c)[r] = int(status)
+        st.dirty.add(c)
+        self._status[row] = int(status)
+        if arrival is not None:
+            self._arrival[row] = arrival
+        self.rows = max(self.rows, row + 1)
+        self._pending += 1
+
+    def maybe_flush(self) -> bool:
+        """Flush when enough rows are pending or the flush interval has passed."""
+        if not self._pending:
+            return False
+        if self._pending >= self.cfg.flush_frames or time.monotonic() - self._last_flush >= self.cfg.flush_interval_s:
+            self.flush()
+            return True
+        return False
+
+    def flush(self) -> None:
+        """Write every dirty chunk, then advance the watermark over the final prefix."""
+        t0 = time.monotonic()
+        new_wm = self.watermark
+        while self._status.get(new_wm) == Status.FINAL:
+            new_wm += 1
+        if new_wm > self.watermark and "timing/latency" in self._arrays:
+            lat = self._arrays["timing/latency"]
+            for row in range(self.watermark, new_wm):
+                if row in self._arrival:
+                    c, r = divmod(row, self._chunk)
+                    self._chunk_rows(lat, c)[r] = (t0 - self._arrival[row]) * 1e3
+                    lat.dirty.add(c)
+        need = -(-self.rows // self._chunk) * self._chunk
+        if need > self._capacity:
+            for buf in self._arrays.values():
+                buf.array.resize((need, *buf.spec.shape))
+            self._capacity = need
+        written: list[Path] = []
+        for name, buf in self._arrays.items():
+            for c in sorted(buf.dirty):
+                buf.array[c * self._chunk:(c + 1) * self._chunk] = buf.chunks[c]
+                if self.cfg.fsync:
+                    written.append(self.path / name / "c" / "/".join([str(c)] + ["0"] * len(buf.spec.shape)))
+            buf.dirty.clear()
+        if written:
+            _fsync_files(written)
+        if new_wm > self.watermark:
+            for row in range(self.watermark, new_wm):
+                self._status.pop(row, None)
+                self._arrival.pop(row, None)
+            self.watermark = new_wm
+            self._root.attrs.update({"finalized_frames": new_wm})
+            done = new_wm // self._chunk
+            for buf in self._arrays.values():
+                for c in [c for c in buf.chunks if c < done]:
+                    del buf.chunks[c]
+        self._pending = 0
+        self._last_flush = time.monotonic()
+        self.flush_seconds += self._last_flush - t0
+        self.flushes += 1
+
+    def set_attrs(self, **attrs: Any) -> None:
+        self._root.attrs.update(attrs)
+
+    def close(self, state: str, **attrs: Any) -> None:
+        """Flush and record the run's outcome. ``state`` is ``"complete"``,
+        ``"interrupted"`` or ``"failed"``. A complete store is trimmed to its
+        rows; others keep their capacity so that ``resume`` can continue."""
+        self.flush()
+        if state == "complete" and self.watermark == self.rows:
+            for buf in self._arrays.values():
+                buf.array.resize((self.rows, *buf.spec.shape))
+            self._capacity = self.rows
+        self._root.attrs.update({**attrs, "state": state, "rows": self.rows})
+
+    # -- internals -------------------------------------------------------------
+
+    def _chunk_rows(self, buf: _Buffered, c: int) -> np.ndarray:
+        rows = buf.chunks.get(c)
+        if rows is None:
+            rows = buf.chunks[c] = buf.spec.empty_rows(self._chunk)
+        return rows
+
+    def _load_chunk(self, c: int) -> None:
+        """Bring the chunk holding the watermark back into memory on resume: rows
+        below the watermark keep their values, rows above are reset to fill."""
+        keep = self.watermark - c * self._chunk
+        for buf in self._arrays.values():
+            rows = buf.spec.empty_rows(self._chunk)
+            rows[:keep] = buf.array[c * self._chunk:self.watermark]
+            buf.chunks[c] = rows
+            buf.dirty.add(c)
+
+
+def read_root_attrs(path: str | Path) -> dict[str, Any]:
+    """The root attributes, read fresh from disk, validated as an inscene store."""
+    p = Path(path)
+    meta = p / "zarr.json"
+    if not p.exists():
+        raise StoreError(str(p), "no such store", "check the path")
+    if not meta.is_file():
+        raise StoreError(str(p), "not a Zarr v3 store (no zarr.json)", "point at a store written by 'inscene run'")
+    for attempt in range(20):
+        try:
+            doc = json.loads(meta.read_text())
+            break
+        except json.JSONDecodeError:  # replaced under us by a writer on a non-atomic filesystem
+            if attempt == 19:
+                raise StoreError(str(p), "zarr.json is not valid JSON", "the store is damaged") from None
+            time.sleep(0.01)
+        except OSError as e:
+            raise StoreError(str(p), f"cannot read the store: {e}") from None
+    attrs = doc.get("attributes") or {}
+    version = attrs.get("schema_version")
+    if version is None or "finalized_frames" not in attrs:
+        raise StoreError(str(p), "not an inscene result store", "point at a store written by 'inscene run'")
+    if version != SCHEMA_VERSION:
+        raise StoreError(str(p), f"store has schema version {version}, this inscene reads version {SCHEMA_VERSION}",
+                         "use the inscene version that wrote it, or re-run into a new store")
+    return attrs
+
+
+def _with_core(specs: Iterable[ArraySpec]) -> list[ArraySpec]:
+    out: dict[str, ArraySpec] = {s.path: s for s in core_specs()}
+    for s in specs:
+        if s.path in out and out[s.path] != s:
+            raise ValueError(f"store field {s.path} declared twice with different specs")
+        out[s.path] = s
+    return list(out.values())
+
+
+def _static_spec(path: str, value: np.ndarray) -> ArraySpec:
+    value = np.asarray(value)
+    dims = tuple(f"{path.rsplit('/', 1)[-1]}_{i}" for i in range(value.ndim))
+    return ArraySpec(path, value.dtype.name, value.shape, dims, 0, per_frame=False)
+
+
+def _spec_of(arr: Any, path: str) -> ArraySpec:
+    meta = arr.metadata
+    dims = tuple(meta.dimension_names or ())
+    fill = np.asarray(arr.fill_value).item()
+    return ArraySpec(path, arr.dtype.name if hasattr(arr.dtype, "name") else str(arr.dtype),
+                     tuple(arr.shape[1:]), dims, fill, per_frame=True, doc=arr.attrs.get("doc", ""))
+
+
+def _require_parent(root: Any, path: str) -> None:
+    parts = path.split("/")[:-1]
+    g = root
+    for part in parts:
+        g = g.require_group(part)
+
+
+def _fsync_files(paths: list[Path]) -> None:
+    for f in paths:
+        try:
+            fd = os.open(f, os.O_RDONLY)
+        except FileNotFoundError:  # an all-fill chunk is not written by zarr
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
