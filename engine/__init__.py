@@ -9,4 +9,6 @@ try:
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+from .store.reader import HandTrack, Result, open_result  # noqa: E402
+
+__all__ = ["HandTrack", "Result", "__version__", "open_result"]

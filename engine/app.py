@@ -56,7 +56,8 @@ class JobOutcome:
     error: InsceneError | None = None
     stopped_by: str | None = None
     queue_high_water: list[int] = field(default_factory=list)
-    flush_seconds: float = 0.0
+    store_seconds: float = 0.0
+    """Time the store sink spent writing (puts and flushes)."""
 
     @property
     def exit_code(self) -> int:
@@ -166,7 +167,7 @@ def run_job(req: JobRequest, progress: bool | None = None) -> JobOutcome:
     writer.close(state, dropped=pipeline.dropped, error=str(error) if error else None,
                  stopped_by=stats.stopped_by)
     return JobOutcome(state, writer.rows, writer.watermark, pipeline.dropped, time.monotonic() - t0, error,
-                      stats.stopped_by, pipeline.queue_high_water, writer.flush_seconds)
+                      stats.stopped_by, pipeline.queue_high_water, sink.seconds)
 
 
 def _install_signal_handlers(pipeline: Pipeline) -> Callable[[], None]:

@@ -172,7 +172,7 @@ class Pipeline:
             nonlocal failed
             failed = True
             self.stats.errors.append(e if isinstance(e, InsceneError) else StageError(stage.name, index, e))
-            self.abort(f"error in stage '{stage.name}'")
+            self.stop(f"error in stage '{stage.name}'")
 
         try:
             stage.setup(ctx)

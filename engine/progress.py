@@ -40,8 +40,6 @@ class ProgressDisplay:
         if self._live is not None:
             self._live.update(self._render())
             self._live.__exit__(*exc)
-        elif self.enabled:
-            self._console.print(self.line(), highlight=False, soft_wrap=True)
 
     def update(self) -> None:
         if self._live is not None:

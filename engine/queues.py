@@ -52,8 +52,9 @@ class BoundedQueue:
             if self._closed and not force:
                 raise Closed
             self._items.append(item)
-            self.put_count += 1
-            self.high_water = max(self.high_water, len(self._items))
+            if not force:
+                self.put_count += 1
+                self.high_water = max(self.high_water, len(self._items))
             self._cond.notify_all()
 
     def get(self, timeout: float | None = None) -> Any:

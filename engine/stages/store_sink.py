@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ..frame import Packet
@@ -26,13 +28,21 @@ class StoreSink(Stage):
         self.writer = writer
         self.timed_stages = [s for s in timed_stages if f"timing/{s}" in writer._arrays]
         self.rows_written = 0
+        self.seconds = 0.0
+        """Time spent writing (puts and flushes), for benchmarks."""
 
     def setup(self, ctx: RunContext) -> None:
         pass
 
     def process(self, packet: Packet) -> list[Packet]:
+        t0 = time.perf_counter()
+        self._write(packet)
+        self.seconds += time.perf_counter() - t0
+        return []
+
+    def _write(self, packet: Packet) -> None:
         if packet.replay or packet.row < self.writer.watermark:
-            return []
+            return
         values = dict(packet.fields)
         values["frames/time"] = packet.frame.time
         values["frames/source_index"] = packet.frame.index
@@ -44,12 +54,15 @@ class StoreSink(Stage):
         self.writer.put(packet.row, values, packet.status, arrival=packet.frame.arrival)
         self.rows_written += 1
         self.writer.maybe_flush()
-        return []
 
     def tick(self) -> list[Packet]:
+        t0 = time.perf_counter()
         self.writer.maybe_flush()
+        self.seconds += time.perf_counter() - t0
         return []
 
     def flush(self) -> list[Packet]:
+        t0 = time.perf_counter()
         self.writer.flush()
+        self.seconds += time.perf_counter() - t0
         return []

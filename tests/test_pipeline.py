@@ -1,0 +1,196 @@
+"""The pipeline between a synthetic source and an asserting sink (STYLE.md 8)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from inscene.engine.config import RunConfig
+from inscene.engine.frame import Frame, Packet
+from inscene.engine.pipeline import Pipeline
+from inscene.engine.sources.base import Source, SourceInfo
+from inscene.engine.stage import RunContext, Stage
+from inscene.engine.store.schema import ArraySpec
+
+
+class CountingSource(Source):
+    """n tiny frames as fast as possible (a test source, not the product's generator)."""
+
+    def __init__(self, n: int, live: bool = False) -> None:
+        self.n = n
+        self.live = live
+        self.closed = threading.Event()
+
+    def open(self) -> SourceInfo:
+        self.info = SourceInfo("test:counting", "generator", self.live, 30.0, 8, 6, self.n)
+        return self.info
+
+    def frames(self):
+        for i in range(self.n):
+            if self.closed.is_set():
+                return
+            yield Frame(i, i / 30, np.full((6, 8, 3), i % 256, np.uint8), time.monotonic())
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+class Collect(Stage):
+    """Asserting sink: keeps every packet it gets."""
+
+    name = "collect"
+    timed = False
+
+    def __init__(self) -> None:
+        self.packets: list[Packet] = []
+        self.flushed = False
+
+    def process(self, packet):
+        self.packets.append(packet)
+        return []
+
+    def flush(self):
+        self.flushed = True
+        return []
+
+
+class Sleep(Stage):
+    name = "sleep"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def process(self, packet):
+        time.sleep(self.seconds)
+        return [packet]
+
+
+class Window(Stage):
+    """Holds `size` packets and releases the oldest: the shape of the stage-1 window."""
+
+    name = "window"
+    produces = ("smoothed",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.held: list[Packet] = []
+
+    def process(self, packet):
+        self.held.append(packet)
+        if len(self.held) > self.size:
+            p = self.held.pop(0)
+            p.data["smoothed"] = True
+            return [p]
+        return []
+
+    def flush(self):
+        out, self.held = self.held, []
+        for p in out:
+            p.data["smoothed"] = True
+        return out
+
+
+class Boom(Stage):
+    name = "boom"
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def process(self, packet):
+        if packet.row == self.at:
+            raise RuntimeError("synthetic failure")
+        return [packet]
+
+
+def ctx():
+    return RunContext(RunConfig(), np.eye(3), None)
+
+
+def run(source, stages, live=False, qs=4):
+    source.open()
+    p = Pipeline(source, stages, live=live, queue_size=qs, source_queue_size=qs)
+    p.start(ctx())
+    p.wait()
+    return p
+
+
+def test_chain_is_checked_before_the_first_frame():
+    class NeedsHands(Stage):
+        name = "opt"
+        consumes = ("hands",)
+
+    with pytest.raises(ValueError, match="consumes \\['hands'\\]"):
+        Pipeline.validate([Window(2), NeedsHands()])
+
+    class Writes(Stage):
+        def __init__(self, name):
+            self.name = name
+
+        def fields(self):
+            return [ArraySpec("hand/right/joints", "float32", (21, 3), ("time", "joint", "xyz"), np.nan)]
+
+    with pytest.raises(ValueError, match="written by both"):
+        Pipeline.validate([Writes("a"), Writes("b")])
+
+
+def test_window_stage_releases_everything_in_order_with_timings():
+    sink = Collect()
+    p = run(CountingSource(50), [Sleep(0.001), Window(5), sink])
+    assert [q.row for q in sink.packets] == list(range(50))
+    assert all(q.data.get("smoothed") for q in sink.packets)
+    assert sink.flushed
+    assert all(q.timing["sleep"] >= 0.9 for q in sink.packets)
+    assert all("decode" in q.timing and "window" in q.timing for q in sink.packets)
+    assert not p.stats.errors and p.dropped == 0
+
+
+def test_file_sources_never_drop_even_into_a_slow_stage():
+    sink = Collect()
+    p = run(CountingSource(60), [Sleep(0.002), sink], live=False, qs=2)
+    assert [q.frame.index for q in sink.packets] == list(range(60))
+    assert p.dropped == 0
+    assert max(p.queue_high_water) <= 2
+
+
+def test_live_source_drops_oldest_counts_and_stays_bounded():
+    import psutil
+
+    rss0 = psutil.Process().memory_info().rss
+    sink = Collect()
+    n = 3000
+    p = run(CountingSource(n, live=True), [Sleep(0.002), sink], live=True, qs=4)
+    got = [q.frame.index for q in sink.packets]
+    assert p.dropped > 0 and len(got) + p.dropped == n
+    assert got == sorted(got) and got[-1] == n - 1  # the newest frames survive
+    assert [q.row for q in sink.packets] == list(range(len(got)))  # rows have no gaps
+    assert max(p.queue_high_water) <= 4
+    assert psutil.Process().memory_info().rss - rss0 < 50e6
+
+
+def test_a_failing_stage_stops_the_run_and_downstream_still_gets_its_frames():
+    sink = Collect()
+    src = CountingSource(10_000)
+    p = run(src, [Boom(at=37), Window(3), sink])
+    assert len(p.stats.errors) == 1
+    msg = str(p.stats.errors[0])
+    assert "boom" in msg and "frame 37" in msg and "synthetic failure" in msg
+    rows = [q.row for q in sink.packets]
+    assert rows[:37] == list(range(37)) and 37 not in rows
+    assert src.closed.is_set() and len(rows) < 10_000  # the source was stopped
+
+
+def test_stop_ends_the_run_cleanly():
+    sink = Collect()
+    src = CountingSource(10_000_000)
+    src.open()
+    p = Pipeline(src, [Sleep(0.0005), sink], live=False, queue_size=4, source_queue_size=4)
+    p.start(ctx())
+    time.sleep(0.2)
+    p.stop("SIGINT")
+    p.wait()
+    rows = [q.row for q in sink.packets]
+    assert 0 < len(rows) < 10_000_000 and rows == list(range(len(rows)))
+    assert p.stats.stopped_by == "SIGINT" and not p.stats.errors and sink.flushed
