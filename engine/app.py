@@ -23,6 +23,7 @@ from .errors import InsceneError, SourceError, StoreError
 from .pipeline import Pipeline
 from .progress import ProgressDisplay
 from .sources import open_source
+from .sources.base import Source, SourceInfo
 from .stage import RunContext, Stage
 from .stages.store_sink import StoreSink
 from .store.schema import timing_spec
@@ -103,6 +104,43 @@ def run_job(req: JobRequest, progress: bool | None = None) -> JobOutcome:
 
     probe = open_source(req.source, cfg.source)
     info = probe.open()
+    try:
+        source, ctx, stages, writer, live, watermark, replay = _prepare(req, probe, info, resume_attrs)
+    except BaseException:
+        probe.close()
+        raise
+    timed = ["decode", *(s.name for s in stages if s.timed)]
+    sink = StoreSink(writer, timed)
+    pipeline = Pipeline(source, [*stages, sink], live=live, queue_size=cfg.engine.queue_size,
+                        source_queue_size=cfg.source.queue_size, first_row=watermark - replay, replay_rows=replay)
+    show = cfg.engine.progress if progress is None else progress
+    display = ProgressDisplay(info, pipeline.stats, writer, enabled=show, live=live, first_row=watermark)
+    restore = _install_signal_handlers(pipeline)
+    t0 = time.monotonic()
+    try:
+        pipeline.start(ctx)
+        with display:
+            pipeline.wait(poll=display.update)
+    finally:
+        restore()
+    stats = pipeline.stats
+    error: InsceneError | None = stats.errors[0] if stats.errors else stats.source_error
+    if error is not None:
+        state = "failed"
+    elif stats.stopped_by is not None:
+        state = "interrupted"
+    else:
+        state = "complete"
+    writer.close(state, dropped=pipeline.dropped, error=str(error) if error else None,
+                 stopped_by=stats.stopped_by)
+    return JobOutcome(state, writer.rows, writer.watermark, pipeline.dropped, time.monotonic() - t0, error,
+                      stats.stopped_by, pipeline.queue_high_water, sink.seconds)
+
+
+def _prepare(req: JobRequest, probe: Source, info: SourceInfo, resume_attrs: dict[str, Any] | None):
+    """Camera, stages, the (re-opened) source and the store writer, checked before the first frame."""
+    cfg = req.config
+    out = Path(req.output)
     live = info.live if cfg.source.live is None else cfg.source.live
     if cfg.camera.intrinsics is not None:
         K = intrinsics_matrix(*cfg.camera.intrinsics)
@@ -143,31 +181,7 @@ def run_job(req: JobRequest, progress: bool | None = None) -> JobOutcome:
             static.update(s.static_fields())
         writer = StoreWriter.create(out, specs, attrs, cfg.store, K, static, overwrite=req.mode == "overwrite")
 
-    sink = StoreSink(writer, timed)
-    pipeline = Pipeline(source, [*stages, sink], live=live, queue_size=cfg.engine.queue_size,
-                        source_queue_size=cfg.source.queue_size, first_row=watermark - replay, replay_rows=replay)
-    show = cfg.engine.progress if progress is None else progress
-    display = ProgressDisplay(info, pipeline.stats, writer, enabled=show, live=live, first_row=watermark)
-    restore = _install_signal_handlers(pipeline)
-    t0 = time.monotonic()
-    try:
-        pipeline.start(ctx)
-        with display:
-            pipeline.wait(poll=display.update)
-    finally:
-        restore()
-    stats = pipeline.stats
-    error: InsceneError | None = stats.errors[0] if stats.errors else stats.source_error
-    if error is not None:
-        state = "failed"
-    elif stats.stopped_by is not None:
-        state = "interrupted"
-    else:
-        state = "complete"
-    writer.close(state, dropped=pipeline.dropped, error=str(error) if error else None,
-                 stopped_by=stats.stopped_by)
-    return JobOutcome(state, writer.rows, writer.watermark, pipeline.dropped, time.monotonic() - t0, error,
-                      stats.stopped_by, pipeline.queue_high_water, sink.seconds)
+    return source, ctx, stages, writer, live, watermark, replay
 
 
 def _install_signal_handlers(pipeline: Pipeline) -> Callable[[], None]:

@@ -27,6 +27,7 @@ from .sources.base import Source
 from .stage import RunContext, Stage
 
 _EOS = object()
+_RESERVED = {"decode", "latency", "source"}
 TICK_S = 0.02
 
 
@@ -73,6 +74,8 @@ class Pipeline:
         names: set[str] = set()
         owners: dict[str, str] = {}
         for s in stages:
+            if s.name in _RESERVED:
+                raise ValueError(f"stage name '{s.name}' is reserved (timing/{s.name} is written by the engine)")
             if s.name in names:
                 raise ValueError(f"two stages are named '{s.name}'")
             names.add(s.name)

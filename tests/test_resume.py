@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -110,3 +111,28 @@ def test_resume_refuses_another_source_or_config(tmp_path):
         run_job(JobRequest("gen:?frames=60&size=16x12", out, RunConfig(), mode="resume"), progress=False)
     with pytest.raises(StoreError, match="different config"):
         run_job(JobRequest(uri, out, RunConfig(), mode="resume"), progress=False)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_finalizes_the_store_and_exits(tmp_path, sig, code):
+    uri = "gen:?frames=3000&size=32x24&fps=500&pace=1&live=0"
+    out = tmp_path / "sig.zarr"
+    proc = subprocess.Popen([sys.executable, "-m", "inscene.engine.cli.main", "run", uri, "-o", str(out),
+                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if open_result(out).finalized_frames >= 100:
+                break
+        except StoreError:
+            pass
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and "interrupted" in err
+    r = open_result(out)
+    assert r.state == "interrupted"
+    assert r.finalized_frames == r.attrs["rows"] and 100 <= r.finalized_frames < 3000  # all read frames are final
+    idx = r.array("frames/source_index")
+    np.testing.assert_array_equal(idx, np.arange(len(idx)))

@@ -9,6 +9,8 @@ import importlib
 BENCHES: dict[str, str] = {
     "io": "inscene.bench.io",
     "handmodel": "inscene.bench.handmodel",
+    "hands": "inscene.bench.hands",
+    "kernels": "inscene.bench.kernels",
 }
 
 
