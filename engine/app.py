@@ -20,6 +20,7 @@ from . import __version__
 from .camera import default_K, intrinsics_matrix
 from .config import RunConfig
 from .errors import InsceneError, SourceError, StoreError
+from .hand_selection import resolve_hand_model
 from .pipeline import Pipeline
 from .progress import ProgressDisplay
 from .sources import open_source
@@ -174,6 +175,7 @@ def _prepare(req: JobRequest, probe: Source, info: SourceInfo, resume_attrs: dic
             "config": cfg.to_dict(),
             "camera": {"intrinsics": "given" if cfg.camera.intrinsics else f"default fov {cfg.camera.fov_deg} deg"},
             "world_frame": "first camera",
+            "hand_model": _hand_model_attr(cfg),
             "stages": [s.name for s in stages],
         }
         static: dict[str, Any] = {}
@@ -182,6 +184,12 @@ def _prepare(req: JobRequest, probe: Source, info: SourceInfo, resume_attrs: dic
         writer = StoreWriter.create(out, specs, attrs, cfg.store, K, static, overwrite=req.mode == "overwrite")
 
     return source, ctx, stages, writer, live, watermark, replay
+
+
+def _hand_model_attr(cfg: RunConfig) -> dict[str, Any]:
+    """Which hand model the run uses (checked now, so a bad choice fails before the first frame)."""
+    kind, folder = resolve_hand_model(cfg.hands.model, cfg.hands.mano_dir)
+    return {"kind": kind, "mano_dir": folder}
 
 
 def _install_signal_handlers(pipeline: Pipeline) -> Callable[[], None]:

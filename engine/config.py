@@ -76,6 +76,17 @@ class CameraConfig:
 
 
 @dataclass(frozen=True)
+class HandsConfig:
+    model: str = "auto"
+    """Hand model: ``anny`` (open default), ``mano`` (needs ``mano_dir``) or ``auto`` (MANO when a folder is given)."""
+    mano_dir: str | None = None
+    """Folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (or their npz from ``inscene mano import``); else $INSCENE_MANO_DIR."""
+
+    def __post_init__(self) -> None:
+        _check(self.model in ("auto", "anny", "mano"), "hands.model", self.model, "choose auto, anny or mano")
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     queue_size: int = 4
     """Packets buffered between two stages (bounded: a slow stage applies backpressure)."""
@@ -113,6 +124,8 @@ class RunConfig:
     """How frames are read."""
     camera: CameraConfig = field(default_factory=CameraConfig)
     """Camera intrinsics."""
+    hands: HandsConfig = field(default_factory=HandsConfig)
+    """Hand model selection."""
     engine: EngineConfig = field(default_factory=EngineConfig)
     """Threads, queues and display."""
     store: StoreConfig = field(default_factory=StoreConfig)

@@ -31,3 +31,4 @@ def run_cli(*args: str, timeout: float = 120, env: dict | None = None) -> subpro
 @pytest.fixture
 def cli():
     return run_cli
+from conftest_hands import *  # noqa: F401,F403  (hand-model session fixtures)

@@ -28,6 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("camera")
     g.add_argument("--intrinsics", help="fx,fy,cx,cy in pixels, or a JSON/.txt/.npy file with them")
     g.add_argument("--fov", type=float, help="horizontal field of view in degrees when no intrinsics are given")
+    g = p.add_argument_group("hands")
+    g.add_argument("--hand-model", choices=("auto", "anny", "mano"), help="hand model (default auto: MANO when "
+                   "--mano-dir or $INSCENE_MANO_DIR is given, else the open anny hand)")
+    g.add_argument("--mano-dir", help="folder with your MANO_RIGHT.pkl / MANO_LEFT.pkl (never shipped with inscene)")
     g = p.add_argument_group("output")
     m = g.add_mutually_exclusive_group()
     m.add_argument("--resume", action="store_true", help="continue an interrupted run from its watermark")
@@ -45,6 +49,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         cfg = cfg.replace("camera", intrinsics=parse_intrinsics(args.intrinsics))
     if args.fov is not None:
         cfg = cfg.replace("camera", fov_deg=args.fov)
+    hands = {k: v for k, v in (("model", args.hand_model), ("mano_dir", args.mano_dir)) if v is not None}
+    if hands:
+        cfg = cfg.replace("hands", **hands)
     if args.no_progress:
         cfg = cfg.replace("engine", progress=False)
     return cfg

@@ -1,0 +1,218 @@
+"""The hand stages: detect and track hands (2D keypoints), then fit the hand model per frame.
+
+Two stages, so the pipeline overlaps them (each runs in its own thread):
+
+- :class:`HandDetectStage` (``hands2d``): the hand detector in tracking mode
+  (:class:`~inscene.models.detector.HandDetector`); writes per side the 2D
+  keypoints with confidence, the detector's relative 3D keypoints and the hand
+  presence.
+- :class:`HandFitStage` (``hands_fit``): the per-frame fit of the hand model
+  (:func:`inscene.models.hands.fit_frames`) to those keypoints, warm-started from
+  the previous frame while the same track continues; writes per side ``valid``,
+  ``pose``, ``betas``, ``transl``, ``joints`` and the fit's reprojection error.
+
+:func:`hand_stages` builds both from the run config (wire it in ``compose``).
+A side without a hand in a frame is written as ``valid = False`` and NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..config import RunConfig
+from ..frame import Packet
+from ..stage import RunContext, Stage
+from ..store.schema import ArraySpec
+
+SIDES = ("right", "left")
+_NAN21 = np.full((21, 3), np.nan, np.float32)
+
+
+@dataclass(frozen=True)
+class HandStageConfig:
+    """Settings of the hand stages (defaults used by ``inscene run``)."""
+
+    provider: str = "auto"
+    """Model runtime backend for the detector networks (see ``inscene.models.runtime``)."""
+    threads: int = 0
+    """CPU threads of the detector networks (0: the runtime's default)."""
+    max_hands: int = 2
+    """Hands tracked at most."""
+    search_interval: int = 10
+    """Frames between palm searches while fewer than ``max_hands`` are tracked."""
+    mirrored: bool = False
+    """The video is mirrored (selfie view): flips handedness."""
+    use_landmarks3d: bool = True
+    """Fit the detector's relative 3D keypoints too (better 3D pose; ~1 ms more per hand)."""
+    fit_threads: int = 1
+    """torch threads for the fit (process-wide setting, applied at setup; 0 leaves torch's default)."""
+    detector_history: int = 30
+    """Frames replayed on resume to rebuild the tracks and the handedness votes."""
+
+
+def _spec(side: str, name: str, shape: tuple[int, ...], dims: tuple[str, ...], doc: str, dtype: str = "float32",
+          fill: float | bool = np.nan) -> ArraySpec:
+    return ArraySpec(f"hand/{side}/{name}", dtype, shape, ("time", *dims), fill, doc=f"{side} hand: {doc}")
+
+
+class HandDetectStage(Stage):
+    """Hand detection and tracking: frame -> ``hands2d`` (a ``HandFrame``) and per-side keypoint fields."""
+
+    name = "hands2d"
+    consumes = ("frame",)
+    produces = ("hands2d",)
+
+    def __init__(self, config: HandStageConfig | None = None) -> None:
+        from inscene.models.detector import DetectorConfig, HandDetector
+        from inscene.models.runtime import RuntimeConfig
+
+        self.config = config or HandStageConfig()
+        c = self.config
+        self.history = c.detector_history
+        det = DetectorConfig(max_hands=c.max_hands, search_interval=c.search_interval, mirrored=c.mirrored,
+                             runtime=RuntimeConfig(provider=c.provider, threads=c.threads))
+        # Loaded here, not in setup: missing weights or an unavailable provider stop the
+        # run before the first frame with one line saying what to do.
+        self.detector = HandDetector(det)
+        self.backend = self.detector.networks.label
+        """What runs the networks, e.g. ``onnxruntime:CPUExecutionProvider``."""
+        self.palm_frames = 0
+        self.frames = 0
+
+    def fields(self) -> list[ArraySpec]:
+        out = []
+        for s in SIDES:
+            out += [
+                _spec(s, "keypoints2d", (21, 3), ("joint", "uv_conf"), "detected keypoints: x, y pixels, confidence"),
+                _spec(s, "keypoints3d_rel", (21, 3), ("joint", "xyz"),
+                      "detector's relative 3D keypoints, metres, hand-centred, camera axes"),
+                _spec(s, "presence", (), (), "detector's hand-presence probability (NaN: no hand)"),
+            ]
+        return out
+
+    def process(self, packet: Packet) -> list[Packet]:
+        frame = self.detector.track(packet.frame.image)
+        self.frames += 1
+        self.palm_frames += int(frame.palm_ran)
+        packet.data["hands2d"] = frame
+        found = frame.by_side()
+        for s in SIDES:
+            h = found.get(s)
+            packet.fields[f"hand/{s}/keypoints2d"] = h.keypoints2d() if h is not None else _NAN21
+            packet.fields[f"hand/{s}/keypoints3d_rel"] = h.world.astype(np.float32) if h is not None else _NAN21
+            packet.fields[f"hand/{s}/presence"] = np.float32(h.presence if h is not None else np.nan)
+        return [packet]
+
+    def close(self) -> None:
+        self.detector.close()
+
+
+class HandFitStage(Stage):
+    """Per-frame hand-model fit: ``hands2d`` -> ``hands_fit`` and per-side parameter fields.
+
+    The hand models (anny's hand, or MANO when configured) are loaded at
+    construction, so the store's shapes (pose joints, shape parameters) are known.
+    """
+
+    name = "hands_fit"
+    consumes = ("hands2d",)
+    produces = ("hands_fit",)
+    history = 1
+
+    def __init__(self, run: RunConfig, config: HandStageConfig | None = None) -> None:
+        from inscene.models.hands import FitConfig, load_hand_models
+
+        self.config = config or HandStageConfig()
+        self.models = load_hand_models(run.hands.model, run.hands.mano_dir)
+        m = self.models["right"]
+        self.num_pose = 1 + int(m.num_pose_joints)
+        self.num_betas = int(m.num_betas)
+        self.fit_config = FitConfig()
+        self._K: Any = None
+        self._last: dict[str, tuple[int, Any]] = {}  # side -> (track id, params of the previous frame)
+
+    def fields(self) -> list[ArraySpec]:
+        out = []
+        m = self.models["right"]
+        for s in SIDES:
+            out += [
+                _spec(s, "valid", (), (), "a hand was detected and fitted", "bool", False),
+                _spec(s, "pose", (self.num_pose, 3), ("pose_joint", "axis_angle"),
+                      f"{m.name} pose, axis-angle: global rotation then {self.num_pose - 1} joints"),
+                _spec(s, "betas", (self.num_betas,), ("beta",), f"{m.name} shape parameters, per-frame estimate"),
+                _spec(s, "transl", (3,), ("xyz",), "hand model translation, camera frame, metres"),
+                _spec(s, "joints", (21, 3), ("joint", "xyz"), "fitted 21 keypoints, camera frame, metres"),
+                _spec(s, "fit_error_px", (), (), "median reprojection error of the fit, pixels"),
+            ]
+        return out
+
+    def setup(self, ctx: RunContext) -> None:
+        import torch
+
+        if self.config.fit_threads > 0:
+            torch.set_num_threads(self.config.fit_threads)
+        self._K = torch.as_tensor(np.asarray(ctx.K), dtype=torch.float32)
+
+    def fit_frame(self, frame: Any, K: Any = None) -> dict[str, Any]:
+        """Fit the hands of one ``HandFrame``; returns side -> ``FitResult`` (batch 1).
+
+        Warm-starts a side from the previous frame's estimate when the same track
+        continues, else starts cold.
+        """
+        import torch
+
+        from inscene.models.hands import fit_frames
+
+        K = self._K if K is None else torch.as_tensor(np.asarray(K), dtype=torch.float32)
+        hands = frame.by_side()
+        if not hands:
+            self._last = {}
+            return {}
+        sides = list(hands)
+        kp = torch.from_numpy(np.stack([hands[s].keypoints[:, :2] for s in sides])[None]).float()
+        conf = torch.from_numpy(np.stack([hands[s].confidence for s in sides])[None]).float()
+        lm = None
+        if self.config.use_landmarks3d:
+            lm = torch.from_numpy(np.stack([hands[s].world for s in sides])[None]).float()
+        init = []
+        for s in sides:
+            prev = self._last.get(s)
+            init.append(prev[1] if prev is not None and prev[0] == hands[s].track_id else None)
+        results = fit_frames(self.models, kp, conf, K, sides, landmarks3d=lm,
+                             init=init if any(i is not None for i in init) else None, config=self.fit_config)
+        out = dict(zip(sides, results))
+        self._last = {s: (hands[s].track_id, out[s].params) for s in sides}
+        return out
+
+    def process(self, packet: Packet) -> list[Packet]:
+        fits = self.fit_frame(packet.data["hands2d"])
+        packet.data["hands_fit"] = fits
+        for s in SIDES:
+            r = fits.get(s)
+            if r is None:
+                packet.fields[f"hand/{s}/valid"] = np.bool_(False)
+                packet.fields[f"hand/{s}/pose"] = np.full((self.num_pose, 3), np.nan, np.float32)
+                packet.fields[f"hand/{s}/betas"] = np.full(self.num_betas, np.nan, np.float32)
+                packet.fields[f"hand/{s}/transl"] = np.full(3, np.nan, np.float32)
+                packet.fields[f"hand/{s}/joints"] = _NAN21
+                packet.fields[f"hand/{s}/fit_error_px"] = np.float32(np.nan)
+                continue
+            p = r.params
+            pose = np.concatenate([p.global_orient[0:1].numpy(), p.hand_pose[0].numpy()], axis=0)
+            ok = bool(np.isfinite(pose).all() and np.isfinite(r.keypoints[0].numpy()).all())
+            packet.fields[f"hand/{s}/valid"] = np.bool_(ok)
+            packet.fields[f"hand/{s}/pose"] = pose.astype(np.float32)
+            packet.fields[f"hand/{s}/betas"] = p.betas[0].numpy().astype(np.float32)
+            packet.fields[f"hand/{s}/transl"] = p.transl[0].numpy().astype(np.float32)
+            packet.fields[f"hand/{s}/joints"] = r.keypoints[0].numpy().astype(np.float32)
+            packet.fields[f"hand/{s}/fit_error_px"] = np.float32(r.reprojection_px[0].median().item())
+        return [packet]
+
+
+def hand_stages(run: RunConfig, ctx: RunContext | None = None, config: HandStageConfig | None = None) -> list[Stage]:
+    """The detector and fit stages for ``compose`` (``ctx`` is unused; the fit reads K at setup)."""
+    config = config or HandStageConfig()
+    return [HandDetectStage(config), HandFitStage(run, config)]

@@ -1,0 +1,151 @@
+"""Analytic Jacobian of the 21 keypoints with respect to all hand parameters.
+
+Perturbing joint ``a``'s parameters by ``d`` turns its local rotation into
+``R_a exp([Jr(w_a) U_a d]x)`` (``Jr`` the right Jacobian of SO(3), ``U_a`` its
+parameter frame), i.e. rotates its whole subtree about its posed position ``P_a``
+with world angular velocity ``A_a d``, ``A_a = G_a Jr(w_a) U_a``. A keypoint that is
+a skinning blend ``X = sum_b W_b T_b(v)`` therefore moves by
+``-[L_a]x A_a d`` with lever ``L_a = sum_{b in subtree(a)} W_b (T_b(v) - P_a)``;
+MANO's pose correctives add the rest-point motion mapped by the blended rotation.
+Shape enters through the rest joints and rest points (linear, or via the log
+scale). Checked against autograd in the tests; about 10x cheaper than
+``torch.func.jacfwd`` at batch 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import skinning
+from .model import HandModel
+from .params import HandParams
+from .rotations import axis_angle_to_matrix
+
+_EPS = torch.zeros(3, 3, 3)
+_EPS[0, 1, 2] = _EPS[1, 2, 0] = _EPS[2, 0, 1] = 1.0
+_EPS[0, 2, 1] = _EPS[2, 1, 0] = _EPS[1, 0, 2] = -1.0
+
+
+def skew(v: torch.Tensor) -> torch.Tensor:
+    """(..., 3) -> (..., 3, 3) cross-product matrices."""
+    x, y, z = v.unbind(-1)
+    o = torch.zeros_like(x)
+    return torch.stack([o, -z, y, z, o, -x, -y, x, o], dim=-1).reshape(v.shape + (3,))
+
+
+def right_jacobian(rotvec: torch.Tensor) -> torch.Tensor:
+    """(..., 3) -> (..., 3, 3) right Jacobian of SO(3): R(w + d) ~ R(w) exp([Jr(w) d]x)."""
+    t2 = (rotvec * rotvec).sum(-1)
+    small = t2 < 1e-8
+    t2s = torch.where(small, torch.ones_like(t2), t2)
+    t = torch.sqrt(t2s)
+    a = torch.where(small, 0.5 - t2 / 24.0, (1.0 - torch.cos(t)) / t2s)
+    b = torch.where(small, 1.0 / 6.0 - t2 / 120.0, (t - torch.sin(t)) / (t2s * t))
+    k = skew(rotvec)
+    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
+    return eye - a[..., None, None] * k + b[..., None, None] * (k @ k)
+
+
+@dataclass
+class _Static:
+    """Per-model constants (built once per dtype/device)."""
+
+    weights: torch.Tensor  # (21, J) skinning weights of each keypoint
+    subtree: torch.Tensor  # (J, J) [b, a] = 1 if a is b or an ancestor of b
+    parent: list[int]
+    frames: torch.Tensor  # (J, 3, 3) parameter frames, identity for the root
+    tip_rows: list[int]  # keypoints that are tips
+    tip_posedirs: torch.Tensor | None  # (5, J - 1, 3, 3, 3) [tip, joint, p, q, xyz]
+
+
+def _static(model: HandModel) -> _Static:
+    key = (model.dtype, model.device)
+    cache = model.__dict__.setdefault("_jacobian_static", {})
+    if key in cache:
+        return cache[key]
+    J = model.num_joints
+    opts = dict(dtype=model.dtype, device=model.device)
+    parents = list(model.tree.parents)
+    subtree = torch.zeros(J, J, **opts)
+    for b in range(J):
+        a = b
+        while a >= 0:
+            subtree[b, a] = 1.0
+            a = parents[a]
+    sources = model.keypoint_sources.tolist()
+    weights = torch.zeros(21, J, **opts)
+    tip_rows = []
+    for k, s in enumerate(sources):
+        if s < J:
+            weights[k, s] = 1.0
+        else:
+            weights[k] = model.tip_weights[s - J]
+            tip_rows.append(k)
+    frames = torch.eye(3, **opts).repeat(J, 1, 1)
+    if model.pose_frames is not None:
+        frames[1:] = model.pose_frames
+    tip_pd = None
+    if model.tip_posedirs is not None:  # (9 (J-1), 5 * 3) -> (5, J-1, 3, 3, 3)
+        tip_pd = model.tip_posedirs.reshape(J - 1, 3, 3, 5, 3).permute(3, 0, 1, 2, 4).contiguous()
+    static = _Static(weights, subtree, [0] + parents[1:], frames, tip_rows, tip_pd)
+    cache[key] = static
+    return static
+
+
+def keypoints_and_jacobian(model: HandModel, params: HandParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keypoints and their Jacobian.
+
+    Returns:
+        keypoints (B, 21, 3) and Jacobian (B, 21, 3, N), parameters ordered
+        [global_orient (3), hand_pose (3 P), betas (S), transl (3)].
+    """
+    st = _static(model)
+    B, J, S = params.batch_size, model.num_joints, model.num_betas
+    betas = params.betas
+    hand_pose = params.hand_pose.reshape(B, J - 1, 3)
+    rest_j = skinning.shape_rest(model.j_template, model.j_shapedirs, betas, model.log_scale)  # (B, J, 3)
+    tips = skinning.shape_rest(model.tip_template, model.tip_shapedirs, betas, model.log_scale)  # (B, 5, 3)
+    rotvec = torch.cat([params.global_orient[:, None],
+                        torch.einsum("pij,bpj->bpi", st.frames[1:], hand_pose)], dim=1)  # (B, J, 3)
+    rot = axis_angle_to_matrix(rotvec)
+    g_rot, g_pos = skinning.forward_kinematics(model.tree, rot, rest_j)
+    if st.tip_posedirs is not None:
+        tips = tips + skinning.pose_offsets(rot, model.tip_posedirs)
+    rest_k = torch.cat([rest_j, tips], dim=1)[:, model.keypoint_sources]  # (B, 21, 3) rest point per keypoint
+    # posed point of each keypoint under each bone, and the keypoints
+    y = torch.einsum("bjxy,bkjy->bkjx", g_rot, rest_k[:, :, None] - rest_j[:, None]) + g_pos[:, None]
+    kp = torch.einsum("kj,bkjx->bkx", st.weights, y)
+    # rotations
+    ang = g_rot @ right_jacobian(rotvec) @ st.frames  # (B, J, 3, 3) world angular velocity per parameter
+    wm = st.weights @ st.subtree  # (21, J)
+    lever = torch.einsum("kj,ja,bkjx->bkax", st.weights, st.subtree, y) - wm[None, :, :, None] * g_pos[:, None]
+    eps = _EPS.to(kp)
+    j_rot = -torch.einsum("xyz,bkay,bazi->bkxai", eps, lever, ang)  # (B, 21, 3, J, 3)
+    blend = torch.einsum("kj,bjxy->bkxy", st.weights, g_rot)  # (B, 21, 3, 3)
+    if st.tip_posedirs is not None:
+        cols = (right_jacobian(rotvec[:, 1:]) @ st.frames[1:]).transpose(-1, -2)  # (B, J-1, i, 3)
+        d_rot = torch.einsum("bapq,baiqr->baipr", rot[:, 1:], skew(cols))  # dR_a / d theta_a,i
+        d_rest = torch.einsum("tapqx,baipq->btxai", st.tip_posedirs, d_rot)  # (B, 5, 3, J-1, 3)
+        extra = torch.einsum("btxy,btyai->btxai", blend[:, st.tip_rows], d_rest)
+        j_rot = j_rot.clone()
+        j_rot[:, st.tip_rows, :, 1:] += extra
+    # shape
+    lin_j, lin_t = model.j_shapedirs, model.tip_shapedirs
+    if model.log_scale:
+        s = torch.exp(betas[:, :1])[:, :, None, None]
+        no_corr = tips if st.tip_posedirs is None else tips - skinning.pose_offsets(rot, model.tip_posedirs)
+        dj = torch.cat([rest_j[..., None], s * lin_j], dim=-1)  # (B, J, 3, S)
+        dt = torch.cat([no_corr[..., None], s * lin_t], dim=-1)
+    else:
+        dj, dt = lin_j.expand(B, -1, -1, -1), lin_t.expand(B, -1, -1, -1)
+    dk = torch.cat([dj, dt], dim=1)[:, model.keypoint_sources]  # (B, 21, 3, S)
+    step = dj - dj[:, st.parent]
+    step = torch.cat([dj[:, :1], (g_rot[:, st.parent[1:]] @ step[:, 1:])], dim=1)
+    d_pos = torch.einsum("ca,baxs->bcxs", st.subtree, step)  # (B, J, 3, S)
+    j_shape = (blend @ dk - torch.einsum("kj,bjxy,bjys->bkxs", st.weights, g_rot, dj)
+               + torch.einsum("kj,bjxs->bkxs", st.weights, d_pos))
+    eye = torch.eye(3, dtype=kp.dtype, device=kp.device).expand(B, 21, 3, 3)
+    jac = torch.cat([j_rot.reshape(B, 21, 3, 3 * J), j_shape.reshape(B, 21, 3, S), eye], dim=-1)
+    return kp + params.transl[:, None], jac
