@@ -1,9 +1,11 @@
 """Object meshes from any file trimesh reads, in metres, with their units detected.
 
 Scans come in metres, centimetres or millimetres with nothing in the file to say
-which. Manipulated objects are between about 2 cm and 1 m across, so the largest
-extent tells: below 2 the file is in metres, up to 200 in centimetres, above in
-millimetres. The choice is reported and can be forced (``units=``).
+which. Hand-held objects are between about 2 cm and 1 m across, so the largest
+extent decides: below 1.5 the file is in metres, up to 40 in centimetres, above
+in millimetres (BOP models are in millimetres, YCB scans in metres or centimetres).
+Objects under 4 cm stored in millimetres are read as centimetres: the choice is
+reported and can be forced (``units=``, ``--object-units``).
 """
 
 from __future__ import annotations
@@ -60,9 +62,9 @@ class ObjectMesh:
 
 def detect_units(max_extent: float) -> str:
     """Units of a file whose largest extent is ``max_extent`` (in file units)."""
-    if max_extent < 2.0:
+    if max_extent < 1.5:
         return "m"
-    if max_extent <= 200.0:
+    if max_extent <= 40.0:
         return "cm"
     return "mm"
 
