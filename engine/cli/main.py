@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("inscene.engine.cli.demo", "run the built-in default job and say where the results are"),
     "bench": ("inscene.engine.cli.bench", "run a benchmark and print its figures"),
     "mano": ("inscene.models.hands.cli", "MANO files: import the official pickles once"),
+    "models": ("inscene.models.detector.cli", "fetch and convert the hand-detector networks"),
+    "synth": ("inscene.bench.synth.cli", "render a synthetic hand-object scene with ground truth"),
 }
 
 
