@@ -87,6 +87,21 @@ class HandsConfig:
 
 
 @dataclass(frozen=True)
+class ObjectConfig:
+    mesh: str | None = None
+    """Mesh of the manipulated object (any file trimesh reads); None: no object."""
+    units: str = "auto"
+    """Units of the mesh file: auto (from its size), m, cm or mm."""
+    poses: str | None = None
+    """Object poses from another tracker (4x4 text files, npz, BOP scene_gt.json)."""
+    obj_id: int | None = None
+    """Which object of a multi-object BOP file."""
+
+    def __post_init__(self) -> None:
+        _check(self.units in ("auto", "m", "cm", "mm"), "object.units", self.units, "choose auto, m, cm or mm")
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     queue_size: int = 4
     """Packets buffered between two stages (bounded: a slow stage applies backpressure)."""
@@ -126,6 +141,8 @@ class RunConfig:
     """Camera intrinsics."""
     hands: HandsConfig = field(default_factory=HandsConfig)
     """Hand model selection."""
+    object: ObjectConfig = field(default_factory=ObjectConfig)
+    """The manipulated object: mesh and pose source."""
     engine: EngineConfig = field(default_factory=EngineConfig)
     """Threads, queues and display."""
     store: StoreConfig = field(default_factory=StoreConfig)

@@ -28,6 +28,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("camera")
     g.add_argument("--intrinsics", help="fx,fy,cx,cy in pixels, or a JSON/.txt/.npy file with them")
     g.add_argument("--fov", type=float, help="horizontal field of view in degrees when no intrinsics are given")
+    g = p.add_argument_group("object")
+    g.add_argument("--object", help="mesh of the manipulated object (OBJ, PLY, STL, GLB, OFF; units detected)")
+    g.add_argument("--object-units", choices=("auto", "m", "cm", "mm"), help="units of the mesh file (default auto)")
+    g.add_argument("--object-poses", help="object poses from another tracker: a folder of per-frame 4x4 .txt "
+                   "(FoundationPose), one .txt of 4x4 blocks, .npz with T_cam_obj, or BOP scene_gt.json")
+    g.add_argument("--object-id", type=int, help="object id in a multi-object BOP file")
     g = p.add_argument_group("hands")
     g.add_argument("--hand-model", choices=("auto", "anny", "mano"), help="hand model (default auto: MANO when "
                    "--mano-dir or $INSCENE_MANO_DIR is given, else the open anny hand)")
@@ -52,6 +58,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     hands = {k: v for k, v in (("model", args.hand_model), ("mano_dir", args.mano_dir)) if v is not None}
     if hands:
         cfg = cfg.replace("hands", **hands)
+    obj = {k: v for k, v in (("mesh", args.object), ("units", args.object_units), ("poses", args.object_poses),
+                             ("obj_id", args.object_id)) if v is not None}
+    if obj:
+        cfg = cfg.replace("object", **obj)
     if args.no_progress:
         cfg = cfg.replace("engine", progress=False)
     return cfg
