@@ -11,6 +11,7 @@ BENCHES: dict[str, str] = {
     "handmodel": "inscene.bench.handmodel",
     "hands": "inscene.bench.hands",
     "kernels": "inscene.bench.kernels",
+    "object": "inscene.bench.object",
 }
 
 
