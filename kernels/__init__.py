@@ -1,1 +1,27 @@
-"""placeholder"""
+"""numba / torch kernels: SDF grid + lookup (with gradients), ray-mesh casts, rasterizer and shading.
+
+Each kernel is a ``_``-prefixed numba core with preallocated outputs, a public
+wrapper that checks shapes and dtypes, and (for the SDF) a torch autograd function.
+"""
+
+from pathlib import Path
+
+from ._cache import refresh_numba_cache
+
+refresh_numba_cache(Path(__file__).resolve().parent)  # before any cached kernel is loaded
+
+from ._parallel import get_parallel_scale, set_parallel_scale  # noqa: E402
+from .bvh import BVH  # noqa: E402
+from .raster import Raster, Silhouettes, pack_meshes, project, rasterize, render_silhouettes  # noqa: E402
+from .raycast import RayCaster, RayHits, cast_rays  # noqa: E402
+from .sdf import SDFGrid, SDFLookup, build_sdf, sdf_grid, sdf_lookup, sdf_torch  # noqa: E402
+from .shading import Appearance, blend, overlay, render, shade, vertex_normals  # noqa: E402
+from .winding import winding_number  # noqa: E402
+
+__all__ = [
+    "BVH", "Raster", "Silhouettes", "pack_meshes", "project", "rasterize", "render_silhouettes",
+    "RayCaster", "RayHits", "cast_rays",
+    "SDFGrid", "SDFLookup", "build_sdf", "sdf_grid", "sdf_lookup", "sdf_torch",
+    "Appearance", "blend", "overlay", "render", "shade", "vertex_normals",
+    "winding_number", "get_parallel_scale", "set_parallel_scale",
+]
