@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml Makefile
 	# torch pinned to the CPU build first: an open range would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# the hand detector's networks come out of the mediapipe wheel once per machine (checked by sha256)
+	$(BIN)/inscene models fetch
 	@touch $(STAMP)
 
 install: $(STAMP)

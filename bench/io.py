@@ -60,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="inscene-bench-io-"))
     try:
         clip = args.clip or (SHARED_CLIP if SHARED_CLIP.exists() else write_clip(tmp / "clip720.mp4"))
-        cfg = RunConfig()
+        cfg = RunConfig().replace("hands", enabled=False)  # no model stages: engine and store only
         if args.frames:
             cfg = cfg.replace("source", end=args.frames)
         print(header("inscene bench io"))

@@ -73,6 +73,10 @@ class JobOutcome:
 def compose(config: RunConfig, ctx: RunContext) -> list[Stage]:
     """The default chain of model stages (source and store sink excluded)."""
     stages: list[Stage] = []
+    if config.hands.enabled:
+        from .stages.hands import hand_stages
+
+        stages += hand_stages(config, ctx)
     if config.object.mesh is not None:
         stages.append(_object_stage(config))
     return stages

@@ -77,13 +77,36 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class HandsConfig:
+    enabled: bool = True
+    """Detect, track and fit hands (off: the engine runs without the hand stages)."""
     model: str = "auto"
     """Hand model: ``anny`` (open default), ``mano`` (needs ``mano_dir``) or ``auto`` (MANO when a folder is given)."""
     mano_dir: str | None = None
     """Folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (or their npz from ``inscene mano import``); else $INSCENE_MANO_DIR."""
 
+    provider: str = "auto"
+    """Model runtime for the detector networks: auto, tensorrt, cuda, cpu, torch (see inscene.models.runtime)."""
+    threads: int = 0
+    """CPU threads of the detector networks (0: the runtime's default)."""
+    max_hands: int = 2
+    """Hands tracked at most."""
+    search_interval: int = 10
+    """Frames between palm searches while fewer than ``max_hands`` are tracked."""
+    mirrored: bool = False
+    """The video is mirrored (selfie view): flips handedness."""
+    use_landmarks3d: bool = True
+    """Fit the detector's relative 3D keypoints too (better 3D pose; ~1 ms more per hand)."""
+    fit_threads: int = 1
+    """torch threads for the fit (process-wide, applied at setup; 0 leaves torch's default)."""
+    detector_history: int = 30
+    """Frames replayed on resume to rebuild the tracks and the handedness votes."""
+
     def __post_init__(self) -> None:
         _check(self.model in ("auto", "anny", "mano"), "hands.model", self.model, "choose auto, anny or mano")
+        _check(1 <= self.max_hands <= 2, "hands.max_hands", self.max_hands, "must be 1 or 2")
+        _check(self.search_interval >= 1, "hands.search_interval", self.search_interval, "must be >= 1")
+        _check(self.threads >= 0 and self.fit_threads >= 0, "hands.threads", self.threads, "must be >= 0")
+        _check(self.detector_history >= 0, "hands.detector_history", self.detector_history, "must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def closed_port() -> int:
 def test_run_then_info(tmp_path, cli):
     video = write_video(tmp_path / "v.mp4")
     out = tmp_path / "out.zarr"
-    r = cli("run", str(video), "-o", str(out), "--no-progress")
+    r = cli("run", str(video), "-o", str(out), "--no-progress", "--no-hands")
     assert r.returncode == 0, r.stderr
     assert "complete" in r.stdout and "60 frames" in r.stdout
     res = open_result(out)
@@ -89,7 +89,7 @@ def test_truncated_video_keeps_what_was_decoded_and_is_not_complete(tmp_path, cl
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) // 2])
     out = tmp_path / "o.zarr"
-    r = cli("run", str(cut), "-o", str(out), "--no-progress")
+    r = cli("run", str(cut), "-o", str(out), "--no-progress", "--no-hands")
     line = assert_one_line_error(r, "cut.mp4")
     if out.exists():  # the container opened: frames before the cut are kept, the store says it failed
         res = open_result(out)
@@ -112,12 +112,12 @@ def test_unreachable_stream_fails_fast(tmp_path, cli):
 def test_existing_output(tmp_path, cli):
     video = write_video(tmp_path / "v.mp4", n=10)
     out = tmp_path / "o.zarr"
-    assert cli("run", str(video), "-o", str(out), "--no-progress").returncode == 0
+    assert cli("run", str(video), "-o", str(out), "--no-progress", "--no-hands").returncode == 0
     line = assert_one_line_error(cli("run", str(video), "-o", str(out)), "o.zarr")
     assert "--resume" in line and "--overwrite" in line
-    r = cli("run", str(video), "-o", str(out), "--overwrite", "--no-progress")
+    r = cli("run", str(video), "-o", str(out), "--overwrite", "--no-progress", "--no-hands")
     assert r.returncode == 0
-    r = cli("run", str(video), "-o", str(out), "--resume", "--no-progress")
+    r = cli("run", str(video), "-o", str(out), "--resume", "--no-progress", "--no-hands")
     assert r.returncode == 0 and "nothing to resume" in r.stdout
 
 
@@ -146,7 +146,7 @@ def test_invalid_config_file(tmp_path, cli):
 def test_store_of_another_schema_version(tmp_path, cli):
     video = write_video(tmp_path / "v.mp4", n=5)
     out = tmp_path / "o.zarr"
-    assert cli("run", str(video), "-o", str(out), "--no-progress").returncode == 0
+    assert cli("run", str(video), "-o", str(out), "--no-progress", "--no-hands").returncode == 0
     meta = json.loads((out / "zarr.json").read_text())
     meta["attributes"]["schema_version"] = 7
     meta["attributes"]["state"] = "running"

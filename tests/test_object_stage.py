@@ -18,7 +18,7 @@ def test_external_poses_are_written_per_frame(tmp_path, cli):
     np.savez(tmp_path / "poses.npz", T_cam_obj=T[frames], frame=frames)
     out = tmp_path / "o.zarr"
     r = cli("run", "gen:?frames=30&size=64x48", "-o", str(out), "--object", str(mesh), "--object-poses",
-            str(tmp_path / "poses.npz"), "--no-progress")
+            str(tmp_path / "poses.npz"), "--no-progress", "--no-hands")
     assert r.returncode == 0, r.stderr
     res = open_result(out)
     valid = res.array("object/valid")

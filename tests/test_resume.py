@@ -37,7 +37,7 @@ def assert_same_store(a, b):
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     uri = "gen:?frames=2400&size=32x24&fps=800&pace=1&live=0"
-    flags = ["--no-progress", "--set", "store.chunk_frames=64"]
+    flags = ["--no-progress", "--no-hands", "--set", "store.chunk_frames=64"]
     ref = tmp_path / "ref.zarr"
     assert run_cli("run", uri, "-o", str(ref), *flags).returncode == 0
     out = tmp_path / "killed.zarr"
@@ -102,15 +102,16 @@ def test_resume_replays_stage_history(tmp_path):
 def test_resume_refuses_another_source_or_config(tmp_path):
     uri = "gen:?frames=50&size=16x12"
     out = tmp_path / "o.zarr"
-    run_job(JobRequest(uri, out, RunConfig().replace("source", end=20)), progress=False)
+    run_job(JobRequest(uri, out, RunConfig().replace("source", end=20).replace("hands", enabled=False)), progress=False)
     import json
     meta = json.loads((out / "zarr.json").read_text())
     meta["attributes"]["state"] = "interrupted"
     (out / "zarr.json").write_text(json.dumps(meta))
     with pytest.raises(StoreError, match="not 'gen:\\?frames=60"):
-        run_job(JobRequest("gen:?frames=60&size=16x12", out, RunConfig(), mode="resume"), progress=False)
+        run_job(JobRequest("gen:?frames=60&size=16x12", out, RunConfig().replace("hands", enabled=False), mode="resume"),
+                progress=False)
     with pytest.raises(StoreError, match="different config"):
-        run_job(JobRequest(uri, out, RunConfig(), mode="resume"), progress=False)
+        run_job(JobRequest(uri, out, RunConfig(), mode="resume"), progress=False)  # hands on: another config
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -118,7 +119,7 @@ def test_signal_finalizes_the_store_and_exits(tmp_path, sig, code):
     uri = "gen:?frames=3000&size=32x24&fps=500&pace=1&live=0"
     out = tmp_path / "sig.zarr"
     proc = subprocess.Popen([sys.executable, "-m", "inscene.engine.cli.main", "run", uri, "-o", str(out),
-                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--no-progress", "--no-hands"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

@@ -16,7 +16,7 @@ def test_reader_polling_a_growing_store_never_sees_fill_or_unfinalized_rows(tmp_
     out = tmp_path / "live.zarr"
     n = 1500
     proc = subprocess.Popen([sys.executable, "-m", "inscene.engine.cli.main", "run",
-                             f"gen:?frames={n}&size=32x24&fps=600&pace=1&live=0", "-o", str(out), "--no-progress",
+                             f"gen:?frames={n}&size=32x24&fps=600&pace=1&live=0", "-o", str(out), "--no-progress", "--no-hands",
                              "--set", "store.chunk_frames=32", "--set", "store.flush_frames=5"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     marks = []

@@ -28,7 +28,7 @@ def main(args: argparse.Namespace) -> int:
     print("inscene demo: no model stages are built yet, so this runs the engine alone "
           "(decode -> engine -> Zarr store) on the generated clip")
     store = out / "result.zarr"
-    o = run_job(JobRequest(str(clip), store, RunConfig(), mode="overwrite"))
+    o = run_job(JobRequest(str(clip), store, RunConfig().replace("hands", enabled=False), mode="overwrite"))
     if o.error is not None:
         raise o.error
     print(f"inscene demo: {o.state}, {o.finalized} frames in {o.seconds:.2f} s "

@@ -37,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("hands")
     g.add_argument("--hand-model", choices=("auto", "anny", "mano"), help="hand model (default auto: MANO when "
                    "--mano-dir or $INSCENE_MANO_DIR is given, else the open anny hand)")
+    g.add_argument("--no-hands", action="store_true", help="run without the hand stages (engine and object only)")
     g.add_argument("--mano-dir", help="folder with your MANO_RIGHT.pkl / MANO_LEFT.pkl (never shipped with inscene)")
     g = p.add_argument_group("output")
     m = g.add_mutually_exclusive_group()
@@ -56,6 +57,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.fov is not None:
         cfg = cfg.replace("camera", fov_deg=args.fov)
     hands = {k: v for k, v in (("model", args.hand_model), ("mano_dir", args.mano_dir)) if v is not None}
+    if args.no_hands:
+        hands["enabled"] = False
     if hands:
         cfg = cfg.replace("hands", **hands)
     obj = {k: v for k, v in (("mesh", args.object), ("units", args.object_units), ("poses", args.object_poses),

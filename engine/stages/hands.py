@@ -18,39 +18,25 @@ A side without a hand in a frame is written as ``valid = False`` and NaN.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..config import RunConfig
+from ..config import HandsConfig, RunConfig
 from ..frame import Packet
 from ..stage import RunContext, Stage
 from ..store.schema import ArraySpec
+
+if TYPE_CHECKING:
+    from inscene.models.detector import HandFrame
+    from inscene.models.hands import FitResult
 
 SIDES = ("right", "left")
 _NAN21 = np.full((21, 3), np.nan, np.float32)
 
 
-@dataclass(frozen=True)
-class HandStageConfig:
-    """Settings of the hand stages (defaults used by ``inscene run``)."""
-
-    provider: str = "auto"
-    """Model runtime backend for the detector networks (see ``inscene.models.runtime``)."""
-    threads: int = 0
-    """CPU threads of the detector networks (0: the runtime's default)."""
-    max_hands: int = 2
-    """Hands tracked at most."""
-    search_interval: int = 10
-    """Frames between palm searches while fewer than ``max_hands`` are tracked."""
-    mirrored: bool = False
-    """The video is mirrored (selfie view): flips handedness."""
-    use_landmarks3d: bool = True
-    """Fit the detector's relative 3D keypoints too (better 3D pose; ~1 ms more per hand)."""
-    fit_threads: int = 1
-    """torch threads for the fit (process-wide setting, applied at setup; 0 leaves torch's default)."""
-    detector_history: int = 30
-    """Frames replayed on resume to rebuild the tracks and the handedness votes."""
+HandStageConfig = HandsConfig
+"""The hand stages read ``RunConfig.hands`` (kept under this name for callers)."""
 
 
 def _spec(side: str, name: str, shape: tuple[int, ...], dims: tuple[str, ...], doc: str, dtype: str = "float32",
@@ -125,7 +111,7 @@ class HandFitStage(Stage):
     def __init__(self, run: RunConfig, config: HandStageConfig | None = None) -> None:
         from inscene.models.hands import FitConfig, load_hand_models
 
-        self.config = config or HandStageConfig()
+        self.config = config or run.hands
         self.models = load_hand_models(run.hands.model, run.hands.mano_dir)
         m = self.models["right"]
         self.num_pose = 1 + int(m.num_pose_joints)
@@ -156,7 +142,11 @@ class HandFitStage(Stage):
             torch.set_num_threads(self.config.fit_threads)
         self._K = torch.as_tensor(np.asarray(ctx.K), dtype=torch.float32)
 
-    def fit_frame(self, frame: Any, K: Any = None) -> dict[str, Any]:
+    def reset(self) -> None:
+        """Forget the previous frame (the next fit starts cold)."""
+        self._last = {}
+
+    def fit_frame(self, frame: HandFrame, K: np.ndarray | None = None) -> dict[str, FitResult]:
         """Fit the hands of one ``HandFrame``; returns side -> ``FitResult`` (batch 1).
 
         Warm-starts a side from the previous frame's estimate when the same track
@@ -214,5 +204,5 @@ class HandFitStage(Stage):
 
 def hand_stages(run: RunConfig, ctx: RunContext | None = None, config: HandStageConfig | None = None) -> list[Stage]:
     """The detector and fit stages for ``compose`` (``ctx`` is unused; the fit reads K at setup)."""
-    config = config or HandStageConfig()
+    config = config or run.hands
     return [HandDetectStage(config), HandFitStage(run, config)]

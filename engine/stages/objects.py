@@ -1,8 +1,16 @@
 """The object stage: the object's 6-DoF pose per frame, the metric anchor of the scene.
 
-Pose sources: poses from another tracker (``--object-poses``: FoundationPose-style
-files, npz, BOP JSON; see :mod:`inscene.models.objects.external`). The
-region-based tracker that needs no poses plugs in here as a second source.
+Two pose sources, one set of store fields (``object/valid``, ``object/T_cam_obj``,
+``object/score`` and the static mesh):
+
+- :class:`ExternalObjectPoses`: poses from another tracker (``--object-poses``:
+  FoundationPose-style files, npz, BOP JSON; see :mod:`inscene.models.objects.external`).
+- :class:`RegionObjectTracker`: the built-in region-based tracker (no learned
+  weights; :mod:`inscene.models.objects.session`), started from a box, a mask or
+  a pose (``--object-box``, ``--object-init``), with the hands as occluders when
+  an upstream stage provides them (``hands2d`` keypoints or a ``hand_mask``).
+
+:func:`object_stage` picks one from the run config (wire it in ``compose``).
 """
 
 from __future__ import annotations
@@ -11,6 +19,8 @@ import numpy as np
 
 from inscene.models.objects import ExternalTracks, ObjectMesh
 
+from ..config import RunConfig
+from ..errors import InputError
 from ..frame import Packet
 from ..stage import RunContext, Stage
 from ..store.schema import ArraySpec
@@ -18,16 +28,12 @@ from ..store.schema import ArraySpec
 _NAN44 = np.full((4, 4), np.nan)
 
 
-class ExternalObjectPoses(Stage):
-    """Looks up each frame's ``T_cam_obj`` in external tracks (by source index or time)."""
+class _ObjectPoseStage(Stage):
+    """The store fields every object pose source writes."""
 
     name = "object"
     produces = ("object_pose",)
-
-    def __init__(self, mesh: ObjectMesh, tracks: ExternalTracks) -> None:
-        self.mesh = mesh
-        self.tracks = tracks
-        self.period: float | None = None
+    mesh: ObjectMesh
 
     def fields(self) -> list[ArraySpec]:
         return [
@@ -41,14 +47,112 @@ class ExternalObjectPoses(Stage):
         return {"object/mesh/vertices": self.mesh.vertices.astype(np.float32),
                 "object/mesh/faces": self.mesh.faces.astype(np.int32)}
 
+    @staticmethod
+    def _emit(packet: Packet, T: np.ndarray | None, score: float) -> list[Packet]:
+        packet.data["object_pose"] = T
+        packet.fields["object/valid"] = T is not None
+        packet.fields["object/T_cam_obj"] = T if T is not None else _NAN44
+        packet.fields["object/score"] = np.float32(score)
+        return [packet]
+
+
+class ExternalObjectPoses(_ObjectPoseStage):
+    """Looks up each frame's ``T_cam_obj`` in external tracks (by source index or time)."""
+
+    def __init__(self, mesh: ObjectMesh, tracks: ExternalTracks) -> None:
+        self.mesh = mesh
+        self.tracks = tracks
+        self.period: float | None = None
+
     def setup(self, ctx: RunContext) -> None:
         fps = getattr(ctx.source_info, "fps", None)
         self.period = ctx.config.source.stride / fps if fps else None
 
     def process(self, packet: Packet) -> list[Packet]:
         T = self.tracks.pose_at(packet.frame.index, packet.frame.time, self.period)
-        packet.data["object_pose"] = T
-        packet.fields["object/valid"] = T is not None
-        packet.fields["object/T_cam_obj"] = T if T is not None else _NAN44
-        packet.fields["object/score"] = 1.0 if T is not None else np.nan
-        return [packet]
+        return self._emit(packet, T, 1.0 if T is not None else np.nan)
+
+
+class RegionObjectTracker(_ObjectPoseStage):
+    """Tracks the object in the frames with the region-based tracker (SRT3D family).
+
+    The viewpoint model is loaded (or built once and cached, ~20 s) at construction,
+    before the first frame. The first frame the stage sees (or the init's ``frame``)
+    starts the track; later frames are tracked, with loss detection and recovery.
+    ``score`` is the contour's colour agreement; ``valid`` is False while lost.
+    """
+
+    consumes = ("frame",)
+    history = 1 << 30
+    """On resume, replay from the first frame: the track's state is its whole past (~1 ms per frame)."""
+
+    def __init__(self, mesh: ObjectMesh, init, config=None, hand_occlusion: bool = True) -> None:
+        from inscene.models.objects.session import SessionConfig
+        from inscene.models.objects.viewpoints import viewpoint_model
+
+        self.mesh = mesh
+        self.init = init
+        self.config = config or SessionConfig()
+        self.hand_occlusion = hand_occlusion
+        self.model = viewpoint_model(mesh.vertices, mesh.faces, self.config.subdivisions, self.config.n_points)
+        self.session = None
+        self.started = False
+        self.states: dict[str, int] = {}
+        """Frames per tracking state (``tracking``, ``lost``, ``recovered``, ...)."""
+
+    def setup(self, ctx: RunContext) -> None:
+        from inscene.models.objects.session import TrackingSession
+
+        info = ctx.source_info
+        if getattr(info, "width", None) and getattr(info, "height", None):
+            self.init.check_size(int(info.width), int(info.height))
+        self.session = TrackingSession(self.mesh, ctx.K, self.model, self.config)
+
+    def process(self, packet: Packet) -> list[Packet]:
+        from inscene.models.objects.occlusion import occlusion_from_packet
+
+        image = packet.frame.image
+        occ = occlusion_from_packet(packet.data, image.shape[:2]) if self.hand_occlusion else None
+        if not self.started:
+            if self.init.frame is not None and packet.frame.index < self.init.frame:
+                return self._emit(packet, None, np.nan)
+            if self.init.mask is not None and self.init.mask.shape != image.shape[:2]:
+                raise InputError(self.init.source, "the mask is not the size of the frames", "")
+            est = self.session.start(image, T=self.init.T_cam_obj, box=self.init.box, mask=self.init.mask,
+                                     occlusion=occ)
+            self.started = True
+        else:
+            est = self.session.step(image, occ)
+        self.states[est.state] = self.states.get(est.state, 0) + 1
+        return self._emit(packet, est.T_cam_obj, est.score)
+
+
+def object_stage(config: RunConfig) -> Stage:
+    """The object stage the run config asks for: external poses, or the region tracker from a box / init file.
+
+    Reads ``config.object``: ``mesh``, ``units``, ``poses``, ``obj_id`` and (when present) ``box``
+    (``"x,y,w,h"`` or 4 numbers), ``init`` (a JSON file, :mod:`inscene.models.objects.initspec`) and
+    ``hand_occlusion`` (bool, default True).
+    """
+    from inscene.models.objects import load_external_tracks, load_object_mesh
+    from inscene.models.objects.initspec import ObjectInit, load_init, parse_box
+
+    oc = config.object
+    mesh = load_object_mesh(oc.mesh, oc.units)
+    box, init_file = getattr(oc, "box", None), getattr(oc, "init", None)
+    given = [n for n, v in (("--object-poses", oc.poses), ("--object-box", box), ("--object-init", init_file))
+             if v is not None]
+    if len(given) > 1:
+        raise InputError(f"--object {oc.mesh}", f"{' and '.join(given)} both say where the object is",
+                         "give only one of them")
+    if oc.poses is not None:
+        return ExternalObjectPoses(mesh, load_external_tracks(oc.poses, oc.obj_id))
+    if box is not None:
+        text = box if isinstance(box, str) else ",".join(str(v) for v in box)
+        init = ObjectInit(box=parse_box(text), source=f"--object-box {text}")
+    elif init_file is not None:
+        init = load_init(init_file)
+    else:
+        raise InputError(f"--object {oc.mesh}", "needs to know where the object is in the first frame",
+                         "pass --object-box x,y,w,h, --object-init FILE.json or --object-poses FILE")
+    return RegionObjectTracker(mesh, init, hand_occlusion=bool(getattr(oc, "hand_occlusion", True)))
