@@ -1,0 +1,215 @@
+"""Trajectories: minimum-jerk interpolation of rigid poses and finger poses, object paths, hand plans.
+
+All poses here are 4x4 float64 in the table frame (z up, the table's surface at
+z = 0). A hand's plan is a list of timed keyframes between which its rest frame
+moves on a minimum-jerk path (position) with a slerp (rotation) on the same
+profile, and its finger pose is interpolated linearly in the model's parameters
+(which keeps it inside the joint limits: they are a box in a linear map of them).
+While attached, a hand moves rigidly with the object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial.transform import Rotation, Slerp
+
+
+def min_jerk(s: np.ndarray | float) -> np.ndarray:
+    """The minimum-jerk profile 10 s^3 - 15 s^4 + 6 s^5 of s clipped to [0, 1]."""
+    s = np.clip(np.asarray(s, np.float64), 0.0, 1.0)
+    return s ** 3 * (10.0 - 15.0 * s + 6.0 * s * s)
+
+
+def phase(t: np.ndarray, t0: float, t1: float) -> np.ndarray:
+    """(T,) progress of times t through [t0, t1], in [0, 1]."""
+    return np.clip((np.asarray(t) - t0) / max(t1 - t0, 1e-9), 0.0, 1.0)
+
+
+def interp_pose(A: np.ndarray, B: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """(T, 4, 4) poses between A and B (4, 4) at fractions s (T,): linear position, slerped rotation."""
+    s = np.asarray(s, np.float64)
+    rots = Rotation.from_matrix(np.stack([A[:3, :3], B[:3, :3]]))
+    out = np.zeros((len(s), 4, 4))
+    out[:, :3, :3] = Slerp([0.0, 1.0], rots)(s).as_matrix()
+    out[:, :3, 3] = A[:3, 3] * (1 - s[:, None]) + B[:3, 3] * s[:, None]
+    out[:, 3, 3] = 1.0
+    return out
+
+
+def make_T(R: np.ndarray | None = None, t: np.ndarray | None = None) -> np.ndarray:
+    """A (4, 4) pose from a rotation (3, 3) and a translation (3,)."""
+    T = np.eye(4)
+    if R is not None:
+        T[:3, :3] = R
+    if t is not None:
+        T[:3, 3] = t
+    return T
+
+
+def inv_T(T: np.ndarray) -> np.ndarray:
+    """Inverse of (..., 4, 4) rigid poses."""
+    R = T[..., :3, :3]
+    out = np.zeros_like(T)
+    out[..., :3, :3] = np.swapaxes(R, -1, -2)
+    out[..., :3, 3] = -np.einsum("...ji,...j->...i", R, T[..., :3, 3])
+    out[..., 3, 3] = 1.0
+    return out
+
+
+def rot_z(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+@dataclass(frozen=True)
+class ObjectKey:
+    """A keyframe of the object's path: time, base position (x, y, z), yaw, and the tilt's axis and peak."""
+
+    time: float
+    position: np.ndarray
+    yaw: float
+    tilt_axis: np.ndarray | None = None
+    """Horizontal axis (3,) of a tilt that rises and falls back (sin profile) on the way to this key."""
+    tilt: float = 0.0
+    """Peak tilt, radians."""
+
+
+def object_path(keys: list[ObjectKey], times: np.ndarray, centre_height: float) -> np.ndarray:
+    """(T, 4, 4) object poses along minimum-jerk segments between keys; constant before the first and after the last.
+
+    A segment's tilt turns the object about its centre (``centre_height`` above its base).
+    """
+    out = np.zeros((len(times), 4, 4))
+    for i, t in enumerate(times):
+        k = int(np.searchsorted([kk.time for kk in keys], t, side="right"))
+        if k == 0 or k == len(keys):
+            key = keys[0] if k == 0 else keys[-1]
+            out[i] = make_T(rot_z(key.yaw), key.position)
+            continue
+        a, b = keys[k - 1], keys[k]
+        s = float(min_jerk(phase(t, a.time, b.time)))
+        pos = a.position * (1 - s) + b.position * s
+        R = rot_z(a.yaw * (1 - s) + b.yaw * s)
+        T = make_T(R, pos)
+        if b.tilt_axis is not None and b.tilt:
+            c = np.array([0.0, 0.0, centre_height])
+            tilt = Rotation.from_rotvec(b.tilt_axis * b.tilt * np.sin(np.pi * s)).as_matrix()
+            centre = pos + R @ c
+            T = make_T(tilt @ R, centre - tilt @ R @ c)
+        out[i] = T
+    return out
+
+
+@dataclass(frozen=True)
+class HandKey:
+    """A hand keyframe: time, the hand's rest frame pose (4, 4, table frame), finger pose (P, 3)."""
+
+    time: float
+    T: np.ndarray
+    pose: np.ndarray
+    arc: np.ndarray | None = None
+    """(3,) peak sideways offset of the segment that ends at this key (a reach that arcs over things)."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """The hand holds the object from ``grasp_time`` (fingers closed) to ``release_time``.
+
+    Before it the hand closes in from ``pregrasp_distance`` back along the approach
+    over ``close_duration`` (the object must be still then); after it, it opens and
+    backs off over ``open_duration``.
+    """
+
+    grasp_time: float
+    release_time: float
+    T_obj_hand: np.ndarray
+    grasp_pose: np.ndarray
+    open_pose: np.ndarray
+    approach_obj: np.ndarray
+    """(3,) approach direction in the object's frame."""
+    pregrasp_distance: float
+    close_duration: float
+    open_duration: float
+    arc_in: np.ndarray | None = None
+    """(3,) peak offset of the reach to the pre-grasp (table frame)."""
+
+
+def closing(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(offset fraction, finger closure) along a closing motion at progress s (T,) in [0, 1].
+
+    The hand slides in over the first 70 % (minimum jerk) and the fingers close over the
+    last 70 %, so the hand is mostly open while it passes the object's silhouette.
+    """
+    s = np.asarray(s, np.float64)
+    return 1.0 - min_jerk(s / 0.7), min_jerk((s - 0.3) / 0.7)
+
+
+def hand_path(times: np.ndarray, before: list[HandKey], att: Attachment, after: list[HandKey],
+              T_table_obj: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Poses (T, 4, 4), finger poses (T, P, 3) and phase codes (T,) of one hand.
+
+    ``before``: keys up to the pre-grasp (its pose is computed here and appended);
+    ``after``: keys from the backed-off pose (prepended here) to the end. Phase codes:
+    see :data:`PHASES`.
+    """
+    n = len(times)
+    P = att.grasp_pose.shape[0]
+    Ts = np.zeros((n, 4, 4))
+    poses = np.zeros((n, P, 3))
+    codes = np.zeros(n, np.int8)
+    t_pre = att.grasp_time - att.close_duration
+    t_post = att.release_time + att.open_duration
+    i_on = int(np.searchsorted(times, att.grasp_time))
+    i_off = int(np.searchsorted(times, att.release_time))
+    T_obj_on = T_table_obj[min(i_on, n - 1)]
+    T_obj_off = T_table_obj[min(max(i_off - 1, 0), n - 1)]
+    back = make_T(None, -att.approach_obj * att.pregrasp_distance)
+    pre = HandKey(t_pre, T_obj_on @ back @ att.T_obj_hand, att.open_pose, att.arc_in)
+    post = HandKey(t_post, T_obj_off @ back @ att.T_obj_hand, att.open_pose)
+    keys_in = [*before, pre]
+    keys_out = [post, *after]
+    for i, t in enumerate(times):
+        if t < t_pre:
+            Ts[i], poses[i] = _along(keys_in, t)
+            codes[i] = PHASES["idle"] if t < keys_in[0].time or len(keys_in) == 1 else PHASES["approach"]
+        elif t < att.grasp_time:
+            off, close = closing(phase(t, t_pre, att.grasp_time))
+            Ts[i] = T_obj_on @ make_T(None, -att.approach_obj * att.pregrasp_distance * off) @ att.T_obj_hand
+            poses[i] = att.open_pose + (att.grasp_pose - att.open_pose) * close
+            codes[i] = PHASES["grasp"]
+        elif t < att.release_time:
+            Ts[i] = T_table_obj[i] @ att.T_obj_hand
+            poses[i] = att.grasp_pose
+            codes[i] = PHASES["hold"]
+        elif t < t_post:
+            off, close = closing(1.0 - phase(t, att.release_time, t_post))
+            Ts[i] = T_obj_off @ make_T(None, -att.approach_obj * att.pregrasp_distance * off) @ att.T_obj_hand
+            poses[i] = att.open_pose + (att.grasp_pose - att.open_pose) * close
+            codes[i] = PHASES["release"]
+        else:
+            Ts[i], poses[i] = _along(keys_out, t)
+            codes[i] = PHASES["retreat"]
+    return Ts, poses, codes
+
+
+PHASES = {"idle": 0, "approach": 1, "grasp": 2, "hold": 3, "release": 4, "retreat": 5}
+"""Scripted phase codes of a hand (``gt/hand/{side}/phase``): before moving, travelling to the pre-grasp,
+closing in, holding, opening and backing off, retreating."""
+
+
+def _along(keys: list[HandKey], t: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pose and finger pose at time t along minimum-jerk segments between keys."""
+    times = [k.time for k in keys]
+    k = int(np.searchsorted(times, t, side="right"))
+    if k == 0:
+        return keys[0].T, keys[0].pose
+    if k == len(keys):
+        return keys[-1].T, keys[-1].pose
+    a, b = keys[k - 1], keys[k]
+    s = float(min_jerk(phase(t, a.time, b.time)))
+    T = interp_pose(a.T, b.T, np.array([s]))[0]
+    if b.arc is not None:
+        T[:3, 3] += 4.0 * s * (1.0 - s) * b.arc
+    return T, a.pose + (b.pose - a.pose) * s
