@@ -28,6 +28,7 @@ K = np.array([[600.0, 0.0, 319.5], [0.0, 600.0, 239.5], [0.0, 0.0, 1.0]])
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-synth", action="store_true", help="skip the synthetic-scene frame rate")
     p.add_argument("--repeats", type=int, default=9, help="timed repeats of each measurement (after one warm-up)")
     p.add_argument("--points", type=int, nargs="+", default=[100_000, 1_000_000], help="SDF lookup batch sizes")
     p.add_argument("--resolution", type=int, default=128, help="SDF grid resolution (samples on the longest side)")
@@ -196,6 +197,19 @@ def bench_raster(meshes, poses, args, figures: dict, lines: list[str]) -> None:
             lines.append(f"640x480 hand + object, {name:>18}, {mode:>11}, frames/s: {fmt(s, '', 0)}")
 
 
+def bench_synth(args: argparse.Namespace, figures: dict, lines: list[str]) -> None:
+    """Synthetic frames/s: rendering + ground truth + store + H.264 of the generator (bench.synth)."""
+    if getattr(args, "no_synth", False):
+        return
+    from .synth import bench_synth_fps
+
+    for name in ("mug_static", "ycb_mug_ego"):
+        r = bench_synth_fps(name, 60)
+        figures[f"synth_{name}"] = r
+        lines.append(f"synthetic frames, {name} 640x480     {r['fps']:7.1f} frames/s full "
+                     f"(render only {r['render_fps']:.1f} fps; scene setup {r['setup_s']:.1f} s)")
+
+
 def main(args: argparse.Namespace) -> int:
     import numba
 
@@ -209,6 +223,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"{numba.threading_layer()}, {numba.get_num_threads()} threads; load average {load0[0]:.2f}")
     bench_sdf(meshes[1], args, figures, lines)
     bench_rays(meshes, poses, args, figures, lines)
+    bench_synth(args, figures, lines)
     load1 = os.getloadavg()
     for line in lines:
         print(line)

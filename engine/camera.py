@@ -17,9 +17,13 @@ def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
 
 
 def default_K(width: int, height: int, fov_deg: float) -> np.ndarray:
-    """Intrinsics for a horizontal field of view, principal point at the image centre."""
+    """Intrinsics for a horizontal field of view, principal point at the image centre.
+
+    Pixel centres are at integer coordinates (OpenCV's convention, used by the
+    rasterizer and the stored 2D keypoints), so the centre is ``((W-1)/2, (H-1)/2)``.
+    """
     f = 0.5 * width / math.tan(math.radians(fov_deg) / 2)
-    return intrinsics_matrix(f, f, width / 2, height / 2)
+    return intrinsics_matrix(f, f, (width - 1) / 2, (height - 1) / 2)
 
 
 def parse_intrinsics(text: str) -> tuple[float, float, float, float]:

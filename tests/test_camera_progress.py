@@ -16,9 +16,9 @@ from inscene.engine.sources.base import SourceInfo
 def test_default_K_matches_the_field_of_view():
     K = default_K(640, 480, 90.0)
     assert K[0, 0] == pytest.approx(320.0) and K[1, 1] == K[0, 0]
-    assert (K[0, 2], K[1, 2]) == (320.0, 240.0)
-    # a point on the right image border is 45 degrees off axis
-    assert math.degrees(math.atan((640 - K[0, 2]) / K[0, 0])) == pytest.approx(45.0)
+    assert (K[0, 2], K[1, 2]) == (319.5, 239.5)  # pixel centres at integer coordinates
+    # the right edge of the image (x = W - 0.5) is 45 degrees off axis
+    assert math.degrees(math.atan((639.5 - K[0, 2]) / K[0, 0])) == pytest.approx(45.0)
 
 
 def test_intrinsics_from_flag_and_files(tmp_path):

@@ -39,8 +39,10 @@ def hand_frame(oracle: Oracle, i: int):
         z_px = rel[:, 2] * fx / max(depth, 1e-3)
         lo, hi = kp[:, :2].min(0), kp[:, :2].max(0)
         rect = HandRect(float((lo[0] + hi[0]) / 2), float((lo[1] + hi[1]) / 2), float(1.5 * (hi - lo).max()), 0.0)
+        # Hand.keypoints is in the detector's continuous pixel coordinates (centres at +0.5);
+        # the oracle's keypoints, like the store, have pixel centres at integer coordinates.
         hands.append(Hand(track_id=k, side=side, p_right=1.0 if side == "right" else 0.0,
-                          keypoints=np.concatenate([kp[:, :2], z_px[:, None]], 1).astype(np.float32),
+                          keypoints=np.concatenate([kp[:, :2] + 0.5, z_px[:, None]], 1).astype(np.float32),
                           confidence=kp[:, 2].astype(np.float32), world=(rel - rel.mean(0)).astype(np.float32),
                           presence=float(f["presence"][i]), rect=rect, from_palm=False))
     return HandFrame(hands=hands, palm_ran=False)

@@ -12,6 +12,7 @@ BENCHES: dict[str, str] = {
     "hands": "inscene.bench.hands",
     "kernels": "inscene.bench.kernels",
     "object": "inscene.bench.object",
+    "synthhands": "inscene.bench.synthhands",
 }
 
 

@@ -162,7 +162,7 @@ class HandFitStage(Stage):
             self._last = {}
             return {}
         sides = list(hands)
-        kp = torch.from_numpy(np.stack([hands[s].keypoints[:, :2] for s in sides])[None]).float()
+        kp = torch.from_numpy(np.stack([hands[s].keypoints2d()[:, :2] for s in sides])[None]).float()
         conf = torch.from_numpy(np.stack([hands[s].confidence for s in sides])[None]).float()
         lm = None
         if self.config.use_landmarks3d:

@@ -91,8 +91,11 @@ class Hand:
     from_palm: bool
 
     def keypoints2d(self) -> np.ndarray:
-        """(21, 3) as stored: x, y pixels and confidence."""
-        return np.concatenate([self.keypoints[:, :2], self.confidence[:, None]], axis=1).astype(np.float32)
+        """(21, 3) as stored: x, y pixels and confidence, in the project's pixel convention
+        (pixel centres at integer coordinates, as ``K`` and the rasterizer use); ``keypoints``
+        keeps the detector's continuous coordinates (centres at +0.5)."""
+        xy = self.keypoints[:, :2] - 0.5
+        return np.concatenate([xy, self.confidence[:, None]], axis=1).astype(np.float32)
 
     def bbox(self) -> np.ndarray:
         """(4,) bounds of the keypoints (x0, y0, x1, y1)."""
