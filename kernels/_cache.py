@@ -9,25 +9,11 @@ rename wins; both wrote the same bytes).
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-ENV_CACHE = "INSCENE_CACHE"
-
-
-def cache_dir(sub: str = "", create: bool = True) -> Path:
-    """The cache directory (or its subfolder ``sub``): ``$INSCENE_CACHE`` or ``~/.cache/inscene``."""
-    root = os.environ.get(ENV_CACHE)
-    path = Path(root).expanduser() if root else Path.home() / ".cache" / "inscene"
-    if sub:
-        path = path / sub
-    if create:
-        path.mkdir(parents=True, exist_ok=True)
-    return path
+from inscene.engine.cache import ENV_CACHE, cache_dir, write_atomic  # noqa: F401  (one cache for the project)
 
 
 def array_hash(*arrays: np.ndarray, extra: str = "") -> str:
@@ -39,20 +25,6 @@ def array_hash(*arrays: np.ndarray, extra: str = "") -> str:
         h.update(a.tobytes())
     h.update(extra.encode())
     return h.hexdigest()
-
-
-def write_atomic(target: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp_path)`` on a temporary file next to ``target``, then rename it onto ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        write(tmp_path)
-        os.replace(tmp_path, target)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
 
 
 def refresh_numba_cache(package_dir: Path) -> bool:

@@ -88,7 +88,6 @@ def test_unavailable_preferences_are_one_line_input_errors(prefer, match):
 
 def _tiny_onnx(path: Path, batch: int | str) -> Path:
     """y = x @ W + b and z = sigmoid(y): a small real graph to exercise the runtime's batching."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     w = np.arange(12, dtype=np.float32).reshape(4, 3) / 10

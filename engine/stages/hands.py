@@ -17,7 +17,6 @@ A side without a hand in a frame is written as ``valid = False`` and NaN.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np

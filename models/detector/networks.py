@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from inscene.models.runtime.cache import build_once
+from inscene.engine.cache import build_once
 
 from .weights import LANDMARK, PALM, WeightFile, cached_path, weights_path
 

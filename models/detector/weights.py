@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inscene.engine.errors import InputError
-from inscene.models.runtime.cache import build_once, cache_dir
+from inscene.engine.cache import build_once, cache_dir
 
 WHEEL = "mediapipe==0.10.21"
 """The pip requirement the weights are taken from."""

@@ -8,68 +8,11 @@ either nothing or a complete file, also when two processes build concurrently.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
-ENV_CACHE = "INSCENE_CACHE"
-
-
-def cache_dir(create: bool = True) -> Path:
-    """The cache directory: ``$INSCENE_CACHE`` if set, else ``~/.cache/inscene``."""
-    root = os.environ.get(ENV_CACHE)
-    path = Path(root).expanduser() if root else Path.home() / ".cache" / "inscene"
-    if create:
-        path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``path`` (created if missing) for the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def write_atomic(target: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        write(tmp_path)
-        os.chmod(tmp_path, 0o644)  # mkstemp makes it private; the cache is readable like any cache
-        os.replace(tmp_path, target)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def build_once(target: Path, build: Callable[[Path], None]) -> bool:
-    """Make sure ``target`` exists, calling ``build(tmp_path)`` under a lock if it does not.
-
-    Returns True if this call built the file, False if it was already there (or was
-    built by another process while this one waited for the lock).
-    """
-    if target.exists():
-        return False
-    with file_lock(target.with_name(target.name + ".lock")):
-        if target.exists():
-            return False
-        write_atomic(target, build)
-        return True
+from inscene.engine.cache import ENV_CACHE, build_once, cache_dir, file_lock, write_atomic  # noqa: F401
 
 
 class Progress:

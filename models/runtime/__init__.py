@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .cache import cache_dir, cache_root
+from inscene.engine.cache import cache_dir, cache_root
 from .model import Model, ModelInfo
 from .onnx_session import OrtModel, onnx_info
 from .providers import PREFERENCES, Choice, Environment, ModelIO, choose, probe

@@ -17,7 +17,7 @@ import numpy as np
 
 from inscene.engine.errors import InputError
 
-from .cache import build_once
+from inscene.engine.cache import build_once
 from .model import Model, ModelInfo
 
 

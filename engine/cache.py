@@ -1,4 +1,4 @@
-"""The per-machine model cache: where weights, converted graphs and engines live.
+"""The per-machine cache: built hand models, network weights and engines, SDF grids, viewpoint models.
 
 ``$INSCENE_CACHE`` if set, else ``~/.cache/inscene``. Files there are written
 once and never modified in place: a writer holds an exclusive lock file, checks
