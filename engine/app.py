@@ -19,7 +19,7 @@ from typing import Any
 from . import __version__
 from .camera import default_K, intrinsics_matrix
 from .config import RunConfig
-from .errors import InputError, InsceneError, SourceError, StoreError
+from .errors import InsceneError, SourceError, StoreError
 from .hand_selection import resolve_hand_model
 from .pipeline import Pipeline
 from .progress import ProgressDisplay
@@ -83,15 +83,9 @@ def compose(config: RunConfig, ctx: RunContext) -> list[Stage]:
 
 
 def _object_stage(config: RunConfig) -> Stage:
-    from inscene.models.objects import load_external_tracks, load_object_mesh
+    from .stages.objects import object_stage
 
-    from .stages.objects import ExternalObjectPoses
-
-    mesh = load_object_mesh(config.object.mesh, config.object.units)
-    if config.object.poses is None:
-        raise InputError(f"--object {config.object.mesh}", "needs the object's poses",
-                         "pass --object-poses FILE (tracking the object from the video itself is not built yet)")
-    return ExternalObjectPoses(mesh, load_external_tracks(config.object.poses, config.object.obj_id))
+    return object_stage(config)
 
 
 _RESUME_IGNORED = {("engine", "progress")}

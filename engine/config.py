@@ -119,6 +119,12 @@ class ObjectConfig:
     """Object poses from another tracker (4x4 text files, npz, BOP scene_gt.json)."""
     obj_id: int | None = None
     """Which object of a multi-object BOP file."""
+    box: str | None = None
+    """Where the object is in the first processed frame, "x,y,w,h" pixels: starts the region tracker."""
+    init: str | None = None
+    """JSON starting the region tracker: {"box": [x,y,w,h]}, {"mask": "m.png"} or {"T_cam_obj": 4x4}, opt. "frame"."""
+    hand_occlusion: bool = True
+    """Discount the tracker's correspondence lines that fall on the detected hands."""
 
     def __post_init__(self) -> None:
         _check(self.units in ("auto", "m", "cm", "mm"), "object.units", self.units, "choose auto, m, cm or mm")

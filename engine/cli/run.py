@@ -34,6 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--object-poses", help="object poses from another tracker: a folder of per-frame 4x4 .txt "
                    "(FoundationPose), one .txt of 4x4 blocks, .npz with T_cam_obj, or BOP scene_gt.json")
     g.add_argument("--object-id", type=int, help="object id in a multi-object BOP file")
+    g.add_argument("--object-box", help="x,y,w,h of the whole object in the first processed frame (pixels): "
+                   "the region tracker starts there")
+    g.add_argument("--object-init", help="JSON that starts the tracker: {\"box\": [x,y,w,h]}, {\"mask\": \"m.png\"} "
+                   "or {\"T_cam_obj\": 4x4}, optionally with \"frame\"")
+    g.add_argument("--no-hand-occlusion", action="store_true",
+                   help="do not discount the tracker's lines that fall on detected hands")
     g = p.add_argument_group("hands")
     g.add_argument("--hand-model", choices=("auto", "anny", "mano"), help="hand model (default auto: MANO when "
                    "--mano-dir or $INSCENE_MANO_DIR is given, else the open anny hand)")
@@ -62,7 +68,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if hands:
         cfg = cfg.replace("hands", **hands)
     obj = {k: v for k, v in (("mesh", args.object), ("units", args.object_units), ("poses", args.object_poses),
-                             ("obj_id", args.object_id)) if v is not None}
+                             ("obj_id", args.object_id), ("box", args.object_box), ("init", args.object_init))
+           if v is not None}
+    if args.no_hand_occlusion:
+        obj["hand_occlusion"] = False
     if obj:
         cfg = cfg.replace("object", **obj)
     if args.no_progress:

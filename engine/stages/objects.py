@@ -15,6 +15,8 @@ Two pose sources, one set of store fields (``object/valid``, ``object/T_cam_obj`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from inscene.models.objects import ExternalTracks, ObjectMesh
@@ -24,6 +26,10 @@ from ..errors import InputError
 from ..frame import Packet
 from ..stage import RunContext, Stage
 from ..store.schema import ArraySpec
+
+if TYPE_CHECKING:
+    from inscene.models.objects.initspec import ObjectInit
+    from inscene.models.objects.session import SessionConfig
 
 _NAN44 = np.full((4, 4), np.nan)
 
@@ -78,7 +84,8 @@ class RegionObjectTracker(_ObjectPoseStage):
 
     The viewpoint model is loaded (or built once and cached, ~20 s) at construction,
     before the first frame. The first frame the stage sees (or the init's ``frame``)
-    starts the track; later frames are tracked, with loss detection and recovery.
+    starts the track (if nothing fits the box there, the next frames try again);
+    later frames are tracked, with loss detection and recovery.
     ``score`` is the contour's colour agreement; ``valid`` is False while lost.
     """
 
@@ -86,7 +93,8 @@ class RegionObjectTracker(_ObjectPoseStage):
     history = 1 << 30
     """On resume, replay from the first frame: the track's state is its whole past (~1 ms per frame)."""
 
-    def __init__(self, mesh: ObjectMesh, init, config=None, hand_occlusion: bool = True) -> None:
+    def __init__(self, mesh: ObjectMesh, init: ObjectInit, config: SessionConfig | None = None,
+                 hand_occlusion: bool = True) -> None:
         from inscene.models.objects.session import SessionConfig
         from inscene.models.objects.viewpoints import viewpoint_model
 
@@ -116,11 +124,9 @@ class RegionObjectTracker(_ObjectPoseStage):
         if not self.started:
             if self.init.frame is not None and packet.frame.index < self.init.frame:
                 return self._emit(packet, None, np.nan)
-            if self.init.mask is not None and self.init.mask.shape != image.shape[:2]:
-                raise InputError(self.init.source, "the mask is not the size of the frames", "")
             est = self.session.start(image, T=self.init.T_cam_obj, box=self.init.box, mask=self.init.mask,
                                      occlusion=occ)
-            self.started = True
+            self.started = est.valid  # nothing fits the box: try again in the next frame
         else:
             est = self.session.step(image, occ)
         self.states[est.state] = self.states.get(est.state, 0) + 1
