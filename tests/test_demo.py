@@ -1,0 +1,21 @@
+"""`inscene demo` (what `make demo` runs) end to end on a small preset."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from inscene.engine.store import open_result
+
+
+@pytest.mark.slow
+def test_demo_runs_the_pipeline_and_scores_it(tmp_path, cli):
+    r = cli("demo", "-o", str(tmp_path / "demo"), "--preset", "tiny", timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "accuracy against the ground truth" in r.stdout
+    assert re.search(r"object: tracked in \d+/\d+ frames", r.stdout)
+    res = open_result(tmp_path / "demo" / "result.zarr")
+    assert res.complete and res.finalized_frames > 0
+    assert {"hands2d", "hands_fit", "object"} <= set(res.attrs["stages"])
+    assert str((tmp_path / "demo" / "result.zarr").resolve()) in r.stdout
