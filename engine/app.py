@@ -165,16 +165,7 @@ def _prepare(req: JobRequest, probe: Source, info: SourceInfo, resume_attrs: dic
     Pipeline.validate(stages)
 
     watermark = int(resume_attrs["finalized_frames"]) if resume_attrs else 0
-    replay = 0
-    source = probe
-    if watermark and not live:
-        # Re-open the file at the first frame still to do, minus the history the
-        # stages need to rebuild their state (those rows are replayed, not written).
-        replay = min(watermark, max((s.history for s in stages), default=0))
-        start = cfg.source.start + (watermark - replay) * cfg.source.stride
-        probe.close()
-        source = open_source(req.source, dataclasses.replace(cfg.source, start=start))
-        source.open()
+    replay = min(watermark, max((s.history for s in stages), default=0)) if watermark and not live else 0
 
     timed = ["decode", *(s.name for s in stages if s.timed)]
     specs = [spec for s in stages for spec in s.fields()] + [timing_spec(n) for n in timed]
@@ -196,6 +187,14 @@ def _prepare(req: JobRequest, probe: Source, info: SourceInfo, resume_attrs: dic
             static.update(s.static_fields())
         writer = StoreWriter.create(out, specs, attrs, cfg.store, K, static, overwrite=req.mode == "overwrite")
 
+    source = probe
+    if watermark and not live:
+        # Re-open the file at the first frame still to do, minus the history the
+        # stages need to rebuild their state (those rows are replayed, not written).
+        start = cfg.source.start + (watermark - replay) * cfg.source.stride
+        probe.close()
+        source = open_source(req.source, dataclasses.replace(cfg.source, start=start))
+        source.open()
     return source, ctx, stages, writer, live, watermark, replay
 
 

@@ -6,7 +6,6 @@ prints a plain line every ``log_every_s`` seconds, and nothing when disabled.
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
@@ -80,6 +79,3 @@ def _clock(seconds: float) -> str:
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
-
-def stderr_is_terminal() -> bool:
-    return sys.stderr.isatty()

@@ -5,30 +5,17 @@ from __future__ import annotations
 import json
 import os
 import socket
-from fractions import Fraction
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
 
+from inscene.bench.clips import write_clip
 from inscene.engine.store import open_result
 
 
 def write_video(path: Path, n: int = 60, size=(64, 48), fps: int = 30) -> Path:
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("mpeg4", rate=fps)
-        s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
-        s.time_base = Fraction(1, fps)
-        for i in range(n):
-            img = np.full((size[1], size[0], 3), (i * 4) % 256, np.uint8)
-            f = av.VideoFrame.from_ndarray(img, format="rgb24")
-            f.pts = i
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
+    """A small MPEG-4 clip of ``n`` frames (the project's own clip writer)."""
+    return write_clip(path, n=n, size=size, fps=fps, codec="mpeg4")
 
 
 def assert_one_line_error(r, subject: str) -> str:

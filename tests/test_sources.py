@@ -462,25 +462,14 @@ def test_http_file_matches_local(videos, http_dir):
 def test_http_file_resumes_after_cut(videos):
     """The first response breaks off two thirds in; the source reconnects and resumes."""
     data = videos["bframes"].read_bytes()
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(4)
-    served = []
 
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            served.append(conn)
-            conn.recv(4096)
-            body = data if len(served) > 1 else data[: len(data) * 2 // 3]
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nConnection: close\r\n"
-                         b"Content-Length: %d\r\n\r\n" % len(data) + body)
-            conn.close()
+    def respond(conn: socket.socket, k: int) -> None:
+        body = data if k > 0 else data[: len(data) * 2 // 3]
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nConnection: close\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(data) + body)
+        conn.close()
 
-    threading.Thread(target=serve, daemon=True).start()
+    server, _ = local_http_server(respond)
     try:
         src = open_source(f"http://127.0.0.1:{server.getsockname()[1]}/clip.mp4",
                           SourceConfig(timeout_s=5, reconnect_backoff_s=0.01))
@@ -498,12 +487,13 @@ def ts_file(tmp_path_factory) -> Path:
     return write_video(tmp_path_factory.mktemp("ts") / "live.ts", preset="ultrafast")
 
 
-def stalling_server(payload: bytes) -> tuple[socket.socket, str]:
-    """An HTTP server sending ``payload`` with no length, then keeping the socket open."""
+def local_http_server(respond) -> tuple[socket.socket, list[socket.socket]]:
+    """A server on 127.0.0.1 that reads each request and calls ``respond(conn, k)`` for the
+    k-th connection (0-based); returns the listening socket and the accepted connections."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(4)
-    held = []
+    accepted: list[socket.socket] = []
 
     def serve() -> None:
         while True:
@@ -511,11 +501,18 @@ def stalling_server(payload: bytes) -> tuple[socket.socket, str]:
                 conn, _ = server.accept()
             except OSError:
                 return
-            held.append(conn)
+            accepted.append(conn)
             conn.recv(4096)
-            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: video/mp2t\r\n\r\n" + payload)
+            respond(conn, len(accepted) - 1)
 
     threading.Thread(target=serve, daemon=True).start()
+    return server, accepted
+
+
+def stalling_server(payload: bytes) -> tuple[socket.socket, str]:
+    """An HTTP server sending ``payload`` with no length, then keeping the socket open."""
+    server, _ = local_http_server(
+        lambda conn, k: conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: video/mp2t\r\n\r\n" + payload))
     return server, f"http://127.0.0.1:{server.getsockname()[1]}/live.ts"
 
 

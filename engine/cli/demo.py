@@ -29,8 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def object_box(T_cam_obj: np.ndarray, vertices: np.ndarray, K: np.ndarray, size: tuple[int, int]) -> str:
     """``"x,y,w,h"`` of the whole object projected at ``T_cam_obj`` (the box a person would draw)."""
-    p = vertices @ T_cam_obj[:3, :3].T + T_cam_obj[:3, 3]
-    uv = p[:, :2] / p[:, 2:3] * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
+    from inscene.kernels import project
+
+    uv = project(vertices @ T_cam_obj[:3, :3].T + T_cam_obj[:3, 3], K)
     lo = np.clip(uv.min(0), 0, [size[0] - 1, size[1] - 1])
     hi = np.clip(uv.max(0), 0, [size[0] - 1, size[1] - 1])
     return ",".join(f"{v:.0f}" for v in (lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]))

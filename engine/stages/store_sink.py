@@ -26,7 +26,7 @@ class StoreSink(Stage):
 
     def __init__(self, writer: StoreWriter, timed_stages: list[str]) -> None:
         self.writer = writer
-        self.timed_stages = [s for s in timed_stages if f"timing/{s}" in writer._arrays]
+        self.timed_stages = [s for s in timed_stages if writer.has(f"timing/{s}")]
         self.rows_written = 0
         self.seconds = 0.0
         """Time spent writing (puts and flushes), for benchmarks."""

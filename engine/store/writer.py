@@ -198,6 +198,10 @@ class StoreWriter:
         self.flush_seconds += self._last_flush - t0
         self.flushes += 1
 
+    def has(self, path: str) -> bool:
+        """True when the store has the per-frame array ``path``."""
+        return path in self._arrays
+
     def set_attrs(self, **attrs: Any) -> None:
         self._root.attrs.update(attrs)
 
