@@ -131,6 +131,117 @@ class ObjectConfig:
 
 
 @dataclass(frozen=True)
+class WindowConfig:
+    """Stage 1: the sliding-window interaction optimizer (``engine/window``)."""
+
+    enabled: bool = True
+    """Run the window after the per-frame fit (off: the per-frame fit is the result)."""
+    size: int = 12
+    """Frames in the window (W)."""
+    stride: int = 4
+    """Frames the window advances per solve; a frame is final W - stride frames after it arrived."""
+    iterations: int = 3
+    """Levenberg-Marquardt iterations per window (warm-started from the previous window)."""
+    first_iterations: int = 8
+    """Iterations of the first window of a hand track (cold)."""
+    sigma_px: float = 2.0
+    """2D keypoint noise scale, pixels."""
+    robust_px: float = 12.0
+    """Geman-McClure scale of the 2D term, pixels."""
+    sigma_3d: float = 0.01
+    """Noise scale of the detector's relative 3D keypoints, metres (0 disables the term)."""
+    contact_weight: float = 1.0
+    """Weight of the lifted contact term (0 disables it: ablation "without contact")."""
+    sigma_contact: float = 0.004
+    """Contact residual scale, metres."""
+    sdf_weight: float = 1.0
+    """Weight of the SDF penetration term (0 disables it: ablation "without SDF")."""
+    sigma_penetration: float = 0.002
+    """Penetration residual scale, metres."""
+    smooth_weight: float = 1.0
+    """Weight of the temporal terms (0 disables them: ablation "without smoothness")."""
+    sigma_accel: float = 0.004
+    """Keypoint acceleration scale, metres per frame squared."""
+    sigma_velocity: float = 0.03
+    """Keypoint velocity scale, metres per frame."""
+    rigidity_weight: float = 1.0
+    """Weight of hand-object relative rigidity while in contact (no sliding)."""
+    sigma_rigid: float = 0.003
+    """Relative motion scale in the object frame while grasped, metres per frame."""
+    prior_weight: float = 1.0
+    """Weight of the pose prior and joint limits."""
+    shape_sigma: float = 0.05
+    """How far one window may move the hand's shape from the running estimate (prior std units)."""
+    depth_sigma: float = 0.1
+    """Std of the log depth of the per-frame initialization (weak anchor when nothing else fixes depth)."""
+    vertices: bool = True
+    """Write the hand mesh (float16) per frame."""
+
+    def __post_init__(self) -> None:
+        _check(self.size >= 3, "window.size", self.size, "must be >= 3")
+        _check(1 <= self.stride <= self.size, "window.stride", self.stride, "must be in [1, window.size]")
+        _check(self.iterations >= 1 and self.first_iterations >= 1, "window.iterations", self.iterations,
+               "must be >= 1")
+        for k in ("sigma_px", "robust_px", "sigma_contact", "sigma_penetration", "sigma_accel", "sigma_velocity",
+                  "sigma_rigid", "shape_sigma", "depth_sigma"):
+            _check(getattr(self, k) > 0, f"window.{k}", getattr(self, k), "must be > 0")
+        for k in ("contact_weight", "sdf_weight", "smooth_weight", "rigidity_weight", "prior_weight", "sigma_3d"):
+            _check(getattr(self, k) >= 0, f"window.{k}", getattr(self, k), "must be >= 0")
+
+    @property
+    def lag(self) -> int:
+        """Frames between a frame's arrival and its stage-1 decision."""
+        return self.size - self.stride
+
+
+@dataclass(frozen=True)
+class ContactConfig:
+    """Contact lifting and per-hand contact detection with hysteresis (``engine/contact``)."""
+
+    lift_radius: float = 0.03
+    """A candidate vertex is pulled to a lifted object point at most this far away, metres."""
+    on_distance: float = 0.008
+    """Contact is possible in a frame when the hand's contact regions come this close to the surface, metres."""
+    off_distance: float = 0.015
+    """... and stops being possible beyond this distance (hysteresis), metres."""
+    min_overlap: int = 3
+    """Candidate vertices that must project onto the object's mask in a contact frame."""
+    onset_frames: int = 3
+    """Consecutive contact-possible frames that start a contact (dated back to the first of them)."""
+    release_frames: int = 3
+    """Consecutive frames without contact that end it (dated back to the first of them)."""
+    max_depth_scale: float = 0.2
+    """Largest relative depth correction of the hand considered when judging contact (monocular ambiguity)."""
+
+    def __post_init__(self) -> None:
+        _check(self.lift_radius > 0, "contact.lift_radius", self.lift_radius, "must be > 0")
+        _check(0 < self.on_distance <= self.off_distance, "contact.on_distance", self.on_distance,
+               "must be > 0 and <= contact.off_distance")
+        _check(self.min_overlap >= 1, "contact.min_overlap", self.min_overlap, "must be >= 1")
+        _check(self.onset_frames >= 1 and self.release_frames >= 1, "contact.onset_frames", self.onset_frames,
+               "onset and release frames must be >= 1")
+        _check(0 <= self.max_depth_scale < 1, "contact.max_depth_scale", self.max_depth_scale, "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class GraspConfig:
+    """Stage 2: backward grasp completion on contact onset (``engine/grasp``)."""
+
+    enabled: bool = True
+    """Re-solve the approach before each contact onset (off: stage-1 results are final)."""
+    buffer_s: float = 3.0
+    """Approach buffer per hand, seconds: older frames without a contact onset are finalized as they are."""
+    prior: str = "minimum_jerk"
+    """Human-motion prior of the approach: minimum_jerk (Flash & Hogan wrist path + aperture profile)."""
+    retreat: bool = True
+    """Also re-solve the retreat after a release."""
+
+    def __post_init__(self) -> None:
+        _check(self.buffer_s > 0, "grasp.buffer_s", self.buffer_s, "must be > 0")
+        _check(self.prior in ("minimum_jerk",), "grasp.prior", self.prior, "choose minimum_jerk")
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     queue_size: int = 4
     """Packets buffered between two stages (bounded: a slow stage applies backpressure)."""
@@ -172,6 +283,12 @@ class RunConfig:
     """Hand model selection."""
     object: ObjectConfig = field(default_factory=ObjectConfig)
     """The manipulated object: mesh and pose source."""
+    window: WindowConfig = field(default_factory=WindowConfig)
+    """Stage 1: the sliding-window interaction optimizer."""
+    contact: ContactConfig = field(default_factory=ContactConfig)
+    """Contact lifting and detection."""
+    grasp: GraspConfig = field(default_factory=GraspConfig)
+    """Stage 2: backward grasp completion."""
     engine: EngineConfig = field(default_factory=EngineConfig)
     """Threads, queues and display."""
     store: StoreConfig = field(default_factory=StoreConfig)

@@ -1,0 +1,1 @@
+"""The window objective's residual terms, one small object per file."""

@@ -1,0 +1,1 @@
+"""Stage 2: backward grasp completion on contact onset."""
