@@ -160,18 +160,18 @@ class WindowConfig:
     """Penetration residual scale, metres."""
     smooth_weight: float = 1.0
     """Weight of the temporal terms (0 disables them: ablation "without smoothness")."""
-    sigma_accel: float = 0.004
-    """Keypoint acceleration scale, metres per frame squared."""
+    sigma_accel: float = 0.008
+    """Keypoint acceleration scale, metres per frame squared, at 0.5 m depth (scaled with depth)."""
     sigma_velocity: float = 0.03
-    """Keypoint velocity scale, metres per frame."""
+    """Keypoint velocity scale, metres per frame, at 0.5 m depth (scaled with depth)."""
     rigidity_weight: float = 1.0
     """Weight of hand-object relative rigidity while in contact (no sliding)."""
     sigma_rigid: float = 0.003
     """Relative motion scale in the object frame while grasped, metres per frame."""
     prior_weight: float = 1.0
     """Weight of the pose prior and joint limits."""
-    shape_sigma: float = 0.05
-    """How far one window may move the hand's shape from the running estimate (prior std units)."""
+    shape_sigma: float = 0.25
+    """How far the window may move the hand's shape from the mean of the per-frame estimates (prior std units)."""
     depth_sigma: float = 0.1
     """Std of the log depth of the per-frame initialization (weak anchor when nothing else fixes depth)."""
     vertices: bool = True

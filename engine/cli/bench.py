@@ -13,6 +13,7 @@ BENCHES: dict[str, str] = {
     "kernels": "inscene.bench.kernels",
     "object": "inscene.bench.object",
     "synthhands": "inscene.bench.synthhands",
+    "accuracy": "inscene.bench.accuracy.cli",
 }
 
 

@@ -8,6 +8,17 @@ longest prefix of rows that are final *and* flushed; it is written into the root
 attributes only after every chunk below it has been written. Chunks entirely
 below the watermark leave memory, so memory stays flat over hours of video.
 
+Provisional rows and rewrites (stage 2): rows may be written provisional (status
+1) and rewritten later. ``attrs.flushed_rows`` is the number of leading rows that
+have been flushed in any status; readers of provisional rows read below it. A
+flush that rewrites rows already published (below ``flushed_rows``) is fenced by a
+sequence number (a seqlock): ``attrs.write_seq`` is made odd before the chunks are
+written and even after, so a reader that sees the same even number before and
+after its reads knows it saw no partial rewrite (``Result.latest``). A producer
+that rewrites a segment of rows puts them as one *write group* (``WRITE_GROUP``):
+no flush happens until the group's last row is in, so the watermark moves over a
+whole segment at once and a reader never sees it half rewritten.
+
 Crash safety: chunk files and metadata are replaced atomically by zarr's local
 store (write to a temporary file, then rename), so a killed process leaves either
 the old or the new version of each file. ``StoreWriter.resume`` reopens such a
@@ -22,7 +33,7 @@ import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +45,10 @@ from ..config import StoreConfig
 from ..errors import StoreError
 from ..frame import Status
 from .schema import K_SPEC, SCHEMA_VERSION, ArraySpec, core_specs
+
+WRITE_GROUP = "_write_group_left"
+"""Reserved key of ``put``'s values (never stored): rows of the same write group still to
+come after this one. The writer does not flush on its own while a group is open."""
 
 
 @dataclass
@@ -66,6 +81,11 @@ class StoreWriter:
         self._status: dict[int, int] = {}  # status of rows >= watermark
         self._arrival: dict[int, float] = {}
         self._pending = 0
+        self._group_open = False
+        self._published = int(root.attrs.get("flushed_rows", watermark))  # rows provisional readers may read
+        self._seq = int(root.attrs.get("write_seq", 0))
+        self._seq += self._seq % 2  # a writer killed inside a fenced flush left it odd
+        self._rewrites = False  # a row below _published was put since the last flush
         self._last_flush = time.monotonic()
         self.flush_seconds = 0.0  # total time spent in flush(), for benchmarks
         self.flushes = 0
@@ -102,9 +122,10 @@ class StoreWriter:
         root["camera/K"][...] = np.asarray(K, dtype=np.float64)
         for k, v in (static or {}).items():
             root[k][...] = v
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         root.attrs.update({**attrs, "schema_version": SCHEMA_VERSION, "created": now, "finalized_frames": 0,
-                           "state": "running", "per_frame_arrays": [s.path for s in specs]})
+                           "flushed_rows": 0, "write_seq": 0, "state": "running",
+                           "per_frame_arrays": [s.path for s in specs]})
         return cls(p, root, specs, cfg, watermark=0)
 
     @classmethod
@@ -119,7 +140,9 @@ class StoreWriter:
             raise StoreError(str(p), f"store was written with chunk_frames={chunk}, config asks {cfg.chunk_frames}",
                              "resume with the original config")
         wm = int(attrs["finalized_frames"])
-        root.attrs.update({"state": "running"})
+        seq = int(attrs.get("write_seq", 0))
+        # rows above the watermark are redone: readers of provisional rows start again from it
+        root.attrs.update({"state": "running", "flushed_rows": wm, "write_seq": seq + 2 - seq % 2})
         return cls(p, root, specs, cfg, watermark=wm)
 
     # -- rows ---------------------------------------------------------------------
@@ -127,9 +150,15 @@ class StoreWriter:
     def put(self, row: int, values: dict[str, Any], status: Status, arrival: float | None = None) -> None:
         """Buffer one row. ``values`` maps store paths to per-frame values; paths
         not given keep what the row held (fill for a new row). Rows below the
-        watermark are final and cannot be rewritten."""
+        watermark are final and cannot be rewritten. ``values`` may carry
+        ``WRITE_GROUP`` (see there)."""
         if row < self.watermark:
             raise ValueError(f"row {row} is below the watermark {self.watermark} and is final")
+        if WRITE_GROUP in values:
+            values = dict(values)
+            self._group_open = int(values.pop(WRITE_GROUP)) > 0
+        else:
+            self._group_open = False
         unknown = set(values) - self._arrays.keys()
         if unknown:
             raise KeyError(f"fields not declared in the store: {sorted(unknown)}")
@@ -144,12 +173,15 @@ class StoreWriter:
         self._status[row] = int(status)
         if arrival is not None:
             self._arrival[row] = arrival
+        if row < self._published:
+            self._rewrites = True
         self.rows = max(self.rows, row + 1)
         self._pending += 1
 
     def maybe_flush(self) -> bool:
-        """Flush when enough rows are pending or the flush interval has passed."""
-        if not self._pending:
+        """Flush when enough rows are pending or the flush interval has passed (never inside
+        an open write group)."""
+        if not self._pending or self._group_open:
             return False
         if self._pending >= self.cfg.flush_frames or time.monotonic() - self._last_flush >= self.cfg.flush_interval_s:
             self.flush()
@@ -157,7 +189,8 @@ class StoreWriter:
         return False
 
     def flush(self) -> None:
-        """Write every dirty chunk, then advance the watermark over the final prefix."""
+        """Write every dirty chunk, then advance the watermark over the final prefix and publish
+        the flushed rows (fenced by ``write_seq`` when published rows are rewritten)."""
         t0 = time.monotonic()
         new_wm = self.watermark
         while self._status.get(new_wm) == Status.FINAL:
@@ -174,6 +207,10 @@ class StoreWriter:
             for buf in self._arrays.values():
                 buf.array.resize((need, *buf.spec.shape))
             self._capacity = need
+        fenced = self._rewrites
+        if fenced:
+            self._seq += 1  # odd: a rewrite of published rows is under way
+            self._root.attrs.update({"write_seq": self._seq})
         written: list[Path] = []
         for name, buf in self._arrays.items():
             for c in sorted(buf.dirty):
@@ -183,12 +220,23 @@ class StoreWriter:
             buf.dirty.clear()
         if written:
             _fsync_files(written)
+        update: dict[str, int] = {}
+        if fenced:
+            self._seq += 1
+            update["write_seq"] = self._seq
+            self._rewrites = False
+        if self.rows > self._published:
+            self._published = self.rows
+            update["flushed_rows"] = self.rows
+        if new_wm > self.watermark:
+            update["finalized_frames"] = new_wm
+        if update:
+            self._root.attrs.update(update)
         if new_wm > self.watermark:
             for row in range(self.watermark, new_wm):
                 self._status.pop(row, None)
                 self._arrival.pop(row, None)
             self.watermark = new_wm
-            self._root.attrs.update({"finalized_frames": new_wm})
             done = new_wm // self._chunk
             for buf in self._arrays.values():
                 for c in [c for c in buf.chunks if c < done]:

@@ -1,0 +1,246 @@
+"""Per-frame contact evidence and the streaming contact labeler (hysteresis with persistence).
+
+Evidence. Monocular depth of the hand is uncertain by ~10 %, the tracked object is
+the metric anchor: scaling the hand about the camera centre by ``s`` keeps its 2D
+projection, so a frame's contact evidence is judged at the best ``s`` in
+``[1 / (1 + m), 1 + m]`` (``m = ContactConfig.max_depth_scale``). For each ``s`` on a
+log-spaced grid (then refined around the best) the candidate vertices are looked up
+in the object's SDF; the cost of a scale is
+
+    cost(s) = distance(s) + penetration(s) + lam * |log s|,   lam = on_distance / (4 log(1 + m)),
+
+``distance`` the ``rank``-th smallest outside distance of the candidates (inside
+counts as 0, so one stray vertex does not decide), ``penetration`` the deepest
+candidate inside the object. ``lam`` only breaks ties in favour of ``s = 1``: the
+whole correction range costs a quarter of ``on_distance``, while moving a hand at
+0.5 m by 1 % in depth moves it ~5 mm.
+
+Labeler. Per frame ``possible`` flags -> contact labels: a run of at least
+``onset_frames`` possible frames starts a contact dated back to the run's first
+frame; a run of at least ``release_frames`` not-possible frames ends it, dated back
+to that run's first frame. Shorter runs do not change the state. A frame's label is
+known once its run agrees with the state, has flipped it, or has ended, so a frame
+needs at most ``max(onset_frames, release_frames) - 1`` frames of look-ahead.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from inscene.engine.config import ContactConfig
+from inscene.kernels import RayCaster, SDFGrid, project
+
+from .lifting import in_mask
+
+RANK = 3
+COARSE_STEPS = 33
+FINE_STEPS = 17
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One hand's contact evidence in one frame."""
+
+    distance: float
+    """Robust smallest distance (``rank``-th smallest, inside = 0) of the candidates to the surface at ``scale``, m."""
+    scale: float
+    """Depth correction: the hand scaled about the camera centre by this factor."""
+    overlap: int
+    """Candidate vertices projecting onto the object (mask, or camera ray hitting the mesh)."""
+    penetration: float
+    """Deepest penetration of the candidates into the object at ``scale``, m (>= 0)."""
+    possible: bool
+    """overlap >= min_overlap and distance < on_distance (off_distance if in contact the previous frame)."""
+
+
+def _scale_costs(grid: SDFGrid, points_obj: np.ndarray, offset: np.ndarray, scales: np.ndarray, rank: int,
+                 lam: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """cost, distance, penetration (S,) of the candidates ``s * points_obj + offset`` (object frame) per scale."""
+    d, _ = grid.lookup(scales[:, None, None] * points_obj[None] + offset, gradient=False)  # (S, C)
+    k = min(rank, d.shape[1]) - 1
+    dist = np.partition(np.maximum(d, 0.0), k, axis=1)[:, k]
+    pen = np.maximum(-d.min(axis=1), 0.0)
+    return dist + pen + lam * np.abs(np.log(scales)), dist, pen
+
+
+def contact_evidence(vertices: np.ndarray, candidates: np.ndarray, K: np.ndarray, T_cam_obj: np.ndarray,
+                     grid: SDFGrid, caster: RayCaster, config: ContactConfig, mask: np.ndarray | None = None,
+                     was_in_contact: bool = False, rank: int = RANK) -> Evidence:
+    """Contact evidence of one hand in one frame, at the best depth correction.
+
+    Args:
+        vertices: (V, 3) posed hand vertices, camera frame.
+        candidates: (C,) vertex ids (finger pads, palm).
+        K: (3, 3) intrinsics. T_cam_obj: (4, 4) object pose.
+        grid: the object's SDF (object frame). caster: ray caster on the object mesh (object frame).
+        config: thresholds and ``max_depth_scale``.
+        mask: (H, W) bool object mask, or None for the object's silhouette (ray hits).
+        was_in_contact: the hand was in contact the previous frame (``off_distance`` applies).
+        rank: the distance is the ``rank``-th smallest candidate distance.
+    Returns:
+        :class:`Evidence`.
+    """
+    v = np.asarray(vertices, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise ValueError(f"contact_evidence: vertices must have shape (V, 3), got {v.shape}")
+    cand = np.asarray(candidates, dtype=np.int64)
+    if cand.ndim != 1 or (len(cand) and (cand.min() < 0 or cand.max() >= len(v))):
+        raise ValueError(f"contact_evidence: candidates must be (C,) vertex ids in [0, {len(v)})")
+    T = np.asarray(T_cam_obj, dtype=np.float64)
+    if T.shape != (4, 4) or np.asarray(K).shape != (3, 3):
+        raise ValueError(f"contact_evidence: need K (3, 3) and T_cam_obj (4, 4), got {np.shape(K)}, {T.shape}")
+    p = v[cand]
+    p = p[(p[:, 2] > 1e-6) & np.isfinite(p).all(axis=1)]
+    if len(p) == 0:
+        return Evidence(math.inf, 1.0, 0, 0.0, False)
+    # overlap with the object in the image
+    if mask is not None:
+        overlap = int(in_mask(project(p, np.asarray(K, dtype=np.float64)), np.asarray(mask, dtype=bool)).sum())
+    else:
+        R, t = T[:3, :3], T[:3, 3]
+        hits = caster.cast(np.broadcast_to(-t @ R, p.shape), p @ R, max_hits=2)
+        overlap = int((hits.count > 0).sum())
+    # best depth correction on a log grid, refined once around the best
+    R, t = T[:3, :3], T[:3, 3]
+    p_obj, offset = p @ R, -t @ R  # s p in the object frame: s R^T p - R^T t
+    m = math.log1p(config.max_depth_scale)
+    lam = config.on_distance / (4.0 * m) if m > 0 else 0.0
+    logs = np.linspace(-m, m, COARSE_STEPS)
+    cost, dist, pen = _scale_costs(grid, p_obj, offset, np.exp(logs), rank, lam)
+    if m > 0:
+        step = logs[1] - logs[0]
+        best = logs[int(np.argmin(cost))]
+        fine = np.clip(np.linspace(best - step, best + step, FINE_STEPS), -m, m)
+        logs = np.concatenate([logs, fine])
+        c2, d2, p2 = _scale_costs(grid, p_obj, offset, np.exp(fine), rank, lam)
+        cost, dist, pen = np.concatenate([cost, c2]), np.concatenate([dist, d2]), np.concatenate([pen, p2])
+    # ties (e.g. no depth correction allowed, or several exact zeros): the smallest |log s|
+    order = np.lexsort((np.abs(logs), cost))
+    i = int(order[0])
+    threshold = config.off_distance if was_in_contact else config.on_distance
+    possible = overlap >= config.min_overlap and float(dist[i]) < threshold
+    return Evidence(float(dist[i]), float(np.exp(logs[i])), overlap, float(pen[i]), bool(possible))
+
+
+def label_sequence(possible: list[bool | None], config: ContactConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Offline contact labels of a whole clip (the batch twin of :class:`ContactLabeler`).
+
+    Args:
+        possible: (T,) per-frame flags; None (hand missing) counts as not possible.
+    Returns:
+        in_contact (T,) bool, onset (T,) bool (first frame of each contact),
+        release (T,) bool (first frame after each contact).
+    """
+    flags = np.array([bool(x) for x in possible], dtype=bool)
+    n = len(flags)
+    in_contact = np.zeros(n, bool)
+    state = False
+    start = 0
+    while start < n:  # maximal runs of equal flags
+        end = start
+        while end < n and flags[end] == flags[start]:
+            end += 1
+        need = config.release_frames if state else config.onset_frames
+        if flags[start] != state and end - start >= need:
+            state = bool(flags[start])
+        in_contact[start:end] = state
+        start = end
+    before = np.concatenate([[False], in_contact[:-1]])
+    return in_contact, in_contact & ~before, ~in_contact & before
+
+
+class ContactLabeler:
+    """Streaming contact labels of one hand: ``push`` one flag per frame, ``decide`` frames as they leave the window.
+
+    Rows must be pushed consecutively. A frame can be decided once it has
+    ``max(onset_frames, release_frames) - 1`` frames after it (the window lag must be at
+    least that). ``copy()`` / ``state()`` / ``restore()`` let a caller re-run a stretch.
+    """
+
+    def __init__(self, config: ContactConfig, first_row: int = 0) -> None:
+        self.onset_frames, self.release_frames = int(config.onset_frames), int(config.release_frames)
+        self._next = first_row  # next row to push
+        self._first = first_row  # first undecided row
+        self._state = False  # contact state after the last pushed frame (flips when a run qualifies)
+        self._before = False  # label of the row before ``_first`` (for onset/release of the first undecided row)
+        self._run_start: int = first_row  # first row of the run of equal flags that the last pushed row ends
+        self._run_value: bool | None = None
+        self._labels: list[bool] = []  # labels of rows _first .. _next - 1 (provisional for an open short run)
+
+    @property
+    def lookahead(self) -> int:
+        """Frames after a row needed to decide it."""
+        return max(self.onset_frames, self.release_frames) - 1
+
+    def push(self, row: int, possible: bool | None) -> None:
+        """Add the flag of frame ``row`` (None: hand missing, counts as not possible)."""
+        if row != self._next:
+            raise ValueError(f"contact labeler: expected row {self._next}, got {row}; push every frame once, in order")
+        flag = bool(possible)
+        if flag != self._run_value:
+            self._run_start, self._run_value = row, flag
+        self._labels.append(self._state)
+        self._next += 1
+        need = self.release_frames if self._state else self.onset_frames
+        if flag != self._state and self._next - self._run_start == need:
+            if self._run_start < self._first:
+                raise RuntimeError("contact labeler: a decided row would change; decide with more look-ahead")
+            self._state = flag
+            for r in range(self._run_start, self._next):
+                self._labels[r - self._first] = flag
+
+    def _pending_from(self) -> int:
+        """First row whose label may still change (``_next`` if none)."""
+        if self._run_value != self._state and self._run_start < self._next:
+            return self._run_start
+        return self._next
+
+    def labels(self, rows) -> dict[int, bool]:
+        """Current (provisional for the last few) labels of pushed, undecided ``rows``."""
+        out = {}
+        for r in rows:
+            if not self._first <= r < self._next:
+                raise ValueError(f"contact labeler: row {r} is not pending (pending rows {self._first}..{self._next - 1})")
+            out[r] = self._labels[r - self._first]
+        return out
+
+    def decide(self, upto_row: int, final: bool = False) -> list[tuple[int, bool, bool, bool]]:
+        """Finalize rows < ``upto_row``: ``[(row, in_contact, onset, release)]``.
+
+        ``final``: the stream has ended at the last pushed row (open short runs stay as they are).
+        """
+        if upto_row > self._next:
+            raise ValueError(f"contact labeler: cannot decide up to row {upto_row}, only rows < {self._next} pushed")
+        pending = self._pending_from()
+        if not final and upto_row > pending:
+            need = self.release_frames if self._state else self.onset_frames
+            missing = pending + need - self._next
+            raise ValueError(f"contact labeler: row {pending} needs {missing} more frame(s) of look-ahead; decide "
+                             f"later (window lag >= max(onset_frames, release_frames) - 1)")
+        out = []
+        prev = self._before
+        for r in range(self._first, upto_row):
+            lab = self._labels[r - self._first]
+            out.append((r, lab, lab and not prev, prev and not lab))
+            prev = lab
+        del self._labels[:max(upto_row - self._first, 0)]
+        if upto_row > self._first:
+            self._first, self._before = upto_row, prev
+        return out
+
+    def copy(self) -> ContactLabeler:
+        """An independent copy (cheap: the pending rows only)."""
+        return copy.deepcopy(self)
+
+    def state(self) -> dict:
+        """Everything needed to :meth:`restore` this labeler."""
+        return {k: (list(v) if isinstance(v, list) else v) for k, v in vars(self).items()}
+
+    def restore(self, state: dict) -> None:
+        """Go back to a :meth:`state`."""
+        for k, v in state.items():
+            setattr(self, k, list(v) if isinstance(v, list) else v)

@@ -1,0 +1,29 @@
+"""Relative 3D joint shape: the fitted keypoints about their mean against the detector's relative 3D keypoints."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Block, CostTerm, Evaluation, WindowData
+
+
+class Landmarks(CostTerm):
+    """``sqrt(conf) ((k - mean k) - (l - mean l)) / sigma_3d`` per keypoint (translation-free)."""
+
+    name = "landmarks"
+
+    def __init__(self, weight: float = 1.0, sigma_3d: float = 0.01) -> None:
+        super().__init__(weight if sigma_3d > 0 else 0.0)
+        self.sigma_3d = sigma_3d
+
+    def block(self, ev: Evaluation, data: WindowData, jacobian: bool = True) -> Block | None:
+        T = ev.kp.shape[0]
+        w = (data.lm_weight * (self.weight ** 0.5 / self.sigma_3d))[..., None]  # (T, 21, 1)
+        lm = data.landmarks - data.landmarks.mean(1, keepdim=True)
+        rel = ev.kp - ev.kp.mean(1, keepdim=True)
+        res = ((rel - lm) * w).reshape(T, 63)
+        jac = None
+        if jacobian:
+            j = ev.kp_jac - ev.kp_jac.mean(1, keepdim=True)
+            jac = (j * w[..., None]).reshape(T, 1, 63, -1)
+        return Block(res, torch.arange(T)[:, None], jac)

@@ -1,0 +1,48 @@
+"""Penetration: hand vertices inside the object are pushed out along the object's SDF gradient."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .base import Block, CostTerm, Evaluation, WindowData
+
+
+class Penetration(CostTerm):
+    """``max(0, -sdf(v)) / sigma_penetration`` for the sampled hand vertices of every slot with an object pose.
+
+    The SDF is the object's grid (object frame); a vertex ``v`` (camera frame) is
+    looked up at ``R^T (v - o)``, and its gradient rotated back gives the Jacobian.
+    """
+
+    name = "penetration"
+    needs_vertices = True
+
+    def __init__(self, weight: float = 1.0, sigma: float = 0.002) -> None:
+        super().__init__(weight)
+        self.sigma = sigma
+
+    def block(self, ev: Evaluation, data: WindowData, jacobian: bool = True) -> Block | None:
+        if data.sdf is None or data.T_cam_obj is None:
+            return None
+        slots = torch.arange(data.fixed, ev.x.shape[0])
+        T = data.T_cam_obj[slots].to(torch.float64)
+        ok = torch.isfinite(T).flatten(1).all(1)
+        slots, T = slots[ok], T[ok]
+        if len(slots) == 0:
+            return None
+        R, o = T[:, :3, :3], T[:, :3, 3]
+        v = ev.verts[slots].to(torch.float64)  # (G, M, 3)
+        local = torch.einsum("gyx,gmy->gmx", R, v - o[:, None])
+        G, M = v.shape[:2]
+        d, grad = data.sdf.lookup(local.reshape(-1, 3).numpy(), gradient=True)
+        d = torch.from_numpy(np.asarray(d)).reshape(G, M)
+        s = self.weight ** 0.5 / self.sigma
+        inside = d < 0
+        res = torch.where(inside, -d, torch.zeros_like(d)) * s
+        jac = None
+        if jacobian:
+            g_cam = torch.einsum("gxy,gmy->gmx", R, torch.from_numpy(np.asarray(grad)).reshape(G, M, 3))
+            dr = torch.where(inside[..., None], -g_cam, torch.zeros_like(g_cam)) * s  # (G, M, 3)
+            jac = torch.einsum("gmx,gmxl->gml", dr.to(ev.verts_jac), ev.verts_jac[slots])[:, None]
+        return Block(res.to(ev.verts), slots[:, None], jac)

@@ -1,0 +1,393 @@
+"""Backward grasp completion: re-solve an approach (or a retreat) from the contact pose.
+
+Stage 1 decides approach frames without the object to anchor the hand: the 2D
+keypoints fix where the hand is across the viewing ray, its depth rests on the
+hand-size estimate of that moment. At contact onset the window has optimized the
+first contact frame against the object (metric depth, the grasp, the hand's
+shape); this module carries that back over the buffered approach:
+
+* the fixed end: the first contact frame's state, untouched (continuity at onset);
+  the hand's shape (``betas``) of every revised frame is the contact frame's;
+* evidence: the 2D keypoints, robust (Geman-McClure through IRLS, as the per-frame fit);
+* the motion prior (``prior.py``) supplies per-frame targets for the wrist, the
+  orientation and the finger pose, with the free end re-estimated between rounds of
+  a batched Levenberg-Marquardt over the frames (float32, analytic Jacobians);
+* the model's pose prior and joint limits, and a weak pull to stage 1's finger pose;
+* then frames near the grasp are pushed out of the object (SDF grid), translation only.
+
+The retreat after a release is the same problem going forward from the last
+contact frame (:func:`complete_retreat`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from inscene.models.hands.jacobian import keypoints_and_jacobian
+from inscene.models.hands.model import HandModel
+from inscene.models.hands.params import HandParams
+
+from ..window.types import WindowHand
+from .prior import HandState, MotionPrior, PriorTargets
+
+
+@dataclass(frozen=True)
+class CompletionConfig:
+    """Weights and iteration counts of the backward solve."""
+
+    rounds: int = 3
+    """Prior rounds: targets (free end re-estimated) then LM iterations."""
+    iterations: int = 4
+    """Levenberg-Marquardt iterations per round."""
+    sigma_px: float = 2.0
+    """2D keypoint noise scale, pixels."""
+    robust_px: float = 12.0
+    """Geman-McClure scale of the 2D term, pixels."""
+    sigma_stage1_pose: float = 0.35
+    """Pull of the finger pose to stage 1's, radians (0 disables)."""
+    prior_weight: float = 1.0
+    """Weight of the hand model's pose prior and joint limits."""
+    penetration_s: float = 0.35
+    """Frames this close in time to the contact frame are refined against penetration."""
+    sigma_penetration: float = 0.002
+    """Penetration residual scale, metres."""
+    sigma_push: float = 0.01
+    """How far the penetration refinement may move a frame (std), metres."""
+    penetration_iterations: int = 3
+    damping: float = 1e-3
+
+
+@dataclass
+class RevisedHand:
+    """One revised frame of one hand (camera frame, metres)."""
+
+    global_orient: np.ndarray  # (3,)
+    hand_pose: np.ndarray  # (P, 3)
+    betas: np.ndarray  # (S,)
+    transl: np.ndarray  # (3,)
+    keypoints: np.ndarray  # (21, 3)
+    penetration: float = 0.0
+    """Deepest penetration into the object after the refinement, metres (0: none or no object)."""
+
+    @property
+    def pose(self) -> np.ndarray:
+        """(1 + P, 3) global rotation then joints (the store's layout)."""
+        return np.concatenate([self.global_orient[None], self.hand_pose], axis=0)
+
+
+def state_of(h: WindowHand) -> HandState:
+    """The prior's view of a stage-1 hand: wrist (keypoint 0), orientation, fingers."""
+    return HandState(np.asarray(h.keypoints[0], np.float64), np.asarray(h.global_orient, np.float64),
+                     np.asarray(h.hand_pose, np.float64))
+
+
+def complete_approach(model: HandModel, K: np.ndarray, frames: list[WindowHand], end: WindowHand,
+                      times: np.ndarray, prior: MotionPrior, grid=None, T_cam_obj=None,
+                      config: CompletionConfig | None = None) -> list[RevisedHand]:
+    """Re-solve the approach frames backward from the first contact frame ``end``.
+
+    Args:
+        frames: the buffered approach frames of one hand, oldest first (T).
+        end: the (optimized) first contact frame; it is not changed.
+        times: (T + 1,) the frames' times then the contact frame's, seconds.
+        prior: the motion prior.
+        grid: the object's SDF grid (``kernels.sdf_grid``), or None (no penetration refinement).
+        T_cam_obj: the object's pose, (4, 4) or one per frame ((T, 4, 4) / list with None), or None.
+    Returns:
+        T revised frames, in the order of ``frames``.
+    """
+    return _complete(model, K, frames, end, np.asarray(times, np.float64), prior, grid, T_cam_obj,
+                     config or CompletionConfig(), None)
+
+
+def complete_retreat(model: HandModel, K: np.ndarray, start: WindowHand, frames: list[WindowHand],
+                     times: np.ndarray, prior: MotionPrior, grid=None, T_cam_obj=None,
+                     config: CompletionConfig | None = None) -> list[RevisedHand]:
+    """The retreat after a release: ``start`` (the last contact frame) fixed, frames after it re-solved.
+
+    ``times``: (T + 1,) the start's time then the frames' times.
+    """
+    times = np.asarray(times, np.float64)
+    order = np.r_[times[1:], times[0]]
+    return _complete(model, K, frames, start, order, prior, grid, T_cam_obj, config or CompletionConfig(), None)
+
+
+def complete_between(model: HandModel, K: np.ndarray, start: WindowHand, frames: list[WindowHand],
+                     end: WindowHand, times: np.ndarray, prior: MotionPrior, grid=None, T_cam_obj=None,
+                     config: CompletionConfig | None = None) -> list[RevisedHand]:
+    """Frames between a release (``start``) and the next contact onset (``end``): both ends fixed.
+
+    ``times``: (T + 2,) the start's time, the frames' times, the end's time.
+    """
+    times = np.asarray(times, np.float64)
+    return _complete(model, K, frames, end, times[1:], prior, grid, T_cam_obj, config or CompletionConfig(),
+                     (start, float(times[0])))
+
+
+# -- the solve -------------------------------------------------------------------------
+
+
+def _complete(model: HandModel, K: np.ndarray, frames: list[WindowHand], fixed: WindowHand, times: np.ndarray,
+              prior: MotionPrior, grid, T_cam_obj, cfg: CompletionConfig,
+              other: tuple[WindowHand, float] | None) -> list[RevisedHand]:
+    T = len(frames)
+    if T == 0:
+        return []
+    if len(times) != T + 1:
+        raise ValueError(f"times must hold {T + 1} values (the frames' and the fixed frame's), got {len(times)}")
+    dtype = model.dtype
+    t_fixed, t_frames = float(times[-1]), times[:T]
+    fixed_state = state_of(fixed)
+    betas = torch.as_tensor(np.asarray(fixed.betas), dtype=dtype)
+    solver = _Solver(model, K, frames, betas, cfg)
+    x = solver.initial(frames)
+    for _ in range(cfg.rounds):
+        current = solver.states(x)
+        if other is None:
+            targets = prior.targets(t_frames, t_fixed, fixed_state, current)
+        else:  # both ends known: one movement from the release to the onset
+            targets = _between_targets(prior, times, other, fixed_state, current)
+        x = solver.solve(x, targets, cfg.iterations)
+    params = solver.unpack(x)
+    pen = np.zeros(T)
+    if grid is not None and T_cam_obj is not None:
+        near = np.abs(t_frames - t_fixed) <= cfg.penetration_s
+        if near.any():
+            poses = _object_poses(T_cam_obj, T)
+            idx = [i for i in np.flatnonzero(near) if poses[i] is not None]
+            if idx:
+                transl, depth = _push_out(model, params.index(torch.as_tensor(idx)), grid,
+                                          np.stack([poses[i] for i in idx]), cfg)
+                params.transl = params.transl.clone()
+                params.transl[idx] = transl
+                pen[idx] = depth
+    with torch.no_grad():
+        kp = model(params.global_orient, params.hand_pose, params.betas, params.transl, with_vertices=False).keypoints
+    out = []
+    for i in range(T):
+        out.append(RevisedHand(params.global_orient[i].numpy().astype(np.float32),
+                               params.hand_pose[i].numpy().astype(np.float32),
+                               params.betas[i].numpy().astype(np.float32),
+                               params.transl[i].numpy().astype(np.float32),
+                               kp[i].numpy().astype(np.float32), float(pen[i])))
+    return out
+
+
+def _between_targets(prior: MotionPrior, times: np.ndarray, other: tuple[WindowHand, float], end: HandState,
+                     current: list[HandState]) -> PriorTargets:
+    """Targets of frames between two fixed states: the prior from the end, its free end set to the start."""
+    start, t_start = other
+    t = times[:-1]
+    # the profile is defined over [t_start, t_end]: add the start as a (heavily weighted) pseudo frame
+    full = np.r_[t_start, t]
+    cur = [state_of(start), *current]
+    tg = prior.targets(full, float(times[-1]), end, cur, free=state_of(start))
+    return PriorTargets(tg.wrist[1:], tg.orient[1:], tg.fingers[1:], tg.sigma_wrist[1:], tg.sigma_orient[1:],
+                        tg.sigma_fingers[1:], tg.progress[1:], tg.free)
+
+
+def _object_poses(T_cam_obj, T: int) -> list[np.ndarray | None]:
+    if isinstance(T_cam_obj, np.ndarray) and T_cam_obj.shape == (4, 4):
+        return [T_cam_obj] * T
+    poses = list(T_cam_obj)
+    if len(poses) != T:
+        raise ValueError(f"T_cam_obj: expected one pose per frame ({T}), got {len(poses)}")
+    return [None if p is None else np.asarray(p, np.float64) for p in poses]
+
+
+def _gm_weight(err: torch.Tensor, scale: float) -> torch.Tensor:
+    s2 = scale * scale
+    return (s2 / (s2 + err * err)) ** 2
+
+
+class _Solver:
+    """Batched LM over T frames of one hand; variables per frame: orientation, joints, translation."""
+
+    def __init__(self, model: HandModel, K: np.ndarray, frames: list[WindowHand], betas: torch.Tensor,
+                 cfg: CompletionConfig) -> None:
+        self.model, self.cfg = model, cfg
+        dtype = model.dtype
+        T = len(frames)
+        self.P, self.S = model.num_pose_joints, model.num_betas
+        self.N = 3 + 3 * self.P + 3
+        self.betas = betas[None].expand(T, -1)
+        uv = torch.as_tensor(np.stack([np.asarray(f.keypoints2d, np.float64)[:, :2] for f in frames]), dtype=dtype)
+        conf = torch.as_tensor(np.stack([np.asarray(f.confidence, np.float64) for f in frames]), dtype=dtype)
+        ok = torch.isfinite(uv).all(-1) & (conf > 0)
+        self.uv = torch.where(ok[..., None], uv, 0.0)
+        self.conf = torch.where(ok, conf, 0.0)
+        self.K = torch.as_tensor(np.asarray(K), dtype=dtype).expand(T, 3, 3)
+        self.pose1 = torch.as_tensor(np.stack([np.asarray(f.hand_pose) for f in frames]), dtype=dtype)
+        self.prior_jac = cfg.prior_weight * model.pose_prior.jacobian()  # (R_p, 3 P)
+        self.prior_hessian = self.prior_jac.T @ self.prior_jac
+        cols = list(range(3 + 3 * self.P)) + list(range(3 + 3 * self.P + self.S, 3 + 3 * self.P + self.S + 3))
+        self.cols = torch.as_tensor(cols)
+
+    # -- packing ----------------------------------------------------------------
+
+    def unpack(self, x: torch.Tensor) -> HandParams:
+        P = self.P
+        return HandParams(x[:, :3], x[:, 3:3 + 3 * P].reshape(-1, P, 3), self.betas, x[:, 3 + 3 * P:])
+
+    def initial(self, frames: list[WindowHand]) -> torch.Tensor:
+        """Stage 1's estimates with the contact frame's shape; a change of hand size moves the hand
+        along the rays through its wrist (the monocular scale ambiguity), keeping its projection."""
+        dtype = self.model.dtype
+        go = torch.as_tensor(np.stack([np.asarray(f.global_orient) for f in frames]), dtype=dtype)
+        hp = torch.as_tensor(np.stack([np.asarray(f.hand_pose) for f in frames]), dtype=dtype)
+        kp1 = torch.as_tensor(np.stack([np.asarray(f.keypoints) for f in frames]), dtype=dtype)
+        zero = torch.zeros(len(frames), 3, dtype=dtype)
+        with torch.no_grad():
+            kp0 = self.model(go, hp, self.betas, zero, with_vertices=False).keypoints
+        size_new = (kp0 - kp0.mean(1, keepdim=True)).norm(dim=-1).mean(1)
+        size_old = (kp1 - kp1.mean(1, keepdim=True)).norm(dim=-1).mean(1)
+        ratio = (size_new / size_old.clamp_min(1e-6)).clamp(0.5, 2.0)
+        wrist = kp1[:, 0] * ratio[:, None]
+        transl = wrist - kp0[:, 0]
+        return torch.cat([go, hp.flatten(1), transl], dim=1)
+
+    def states(self, x: torch.Tensor) -> list[HandState]:
+        p = self.unpack(x)
+        with torch.no_grad():
+            kp = self.model(p.global_orient, p.hand_pose, p.betas, p.transl, with_vertices=False).keypoints
+        go, hp, w = p.global_orient.double().numpy(), p.hand_pose.double().numpy(), kp[:, 0].double().numpy()
+        return [HandState(w[i], go[i], hp[i]) for i in range(x.shape[0])]
+
+    # -- residuals ----------------------------------------------------------------
+
+    def residuals(self, x: torch.Tensor, tg: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """2D errors (T, 21) in pixels and all other residuals, weighted (T, R); no Jacobians."""
+        p = self.unpack(x)
+        kp = self.model(p.global_orient, p.hand_pose, p.betas, p.transl, with_vertices=False).keypoints
+        return self._errors(kp, x, p.hand_pose, tg)
+
+    def _errors(self, kp: torch.Tensor, x: torch.Tensor, pose: torch.Tensor,
+                tg: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg, model = self.cfg, self.model
+        hom = kp @ self.K.transpose(-1, -2)
+        proj = hom[..., :2] / hom[..., 2:3].clamp_min(1e-4)
+        res = [(kp[:, 0] - tg["wrist"]) / tg["sw"][:, None],
+               (x[:, :3] - tg["orient"]) / tg["so"][:, None],
+               ((pose - tg["fingers"]) / tg["sf"][:, None, None]).flatten(1),
+               cfg.prior_weight * model.pose_prior.residual(pose),
+               cfg.prior_weight * model.joint_limits.residual(pose)]
+        if cfg.sigma_stage1_pose > 0:
+            res.append(((pose - self.pose1) / cfg.sigma_stage1_pose).flatten(1))
+        return proj - self.uv, torch.cat(res, dim=1)
+
+    def normal_equations(self, x: torch.Tensor, tg: dict[str, torch.Tensor], sw: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gauss-Newton ``H`` (T, N, N), gradient ``g`` (T, N) and cost (T,) at x with 2D sqrt weights sw (T, 21).
+
+        Terms with constant or diagonal Jacobians (the targets, the pose prior, stage 1's
+        pose) go straight into ``H`` and ``g`` instead of through a full Jacobian.
+        """
+        cfg, model, P, N = self.cfg, self.model, self.P, self.N
+        p = self.unpack(x)
+        T = x.shape[0]
+        kp, jk = keypoints_and_jacobian(model, p)
+        jk = jk[..., self.cols]  # (T, 21, 3, N)
+        hom = kp @ self.K.transpose(-1, -2)
+        depth = hom[..., 2:3].clamp_min(1e-4)
+        proj = hom[..., :2] / depth
+        dproj = (self.K[:, None, :2, :] - proj[..., None] * self.K[:, None, 2:3, :]) / depth[..., None]
+        w2 = sw[..., None] / cfg.sigma_px
+        r2 = ((proj - self.uv) * w2).reshape(T, 42)
+        j2 = ((dproj @ jk) * w2[..., None]).reshape(T, 42, N)
+        jw = jk[:, 0] / tg["sw"][:, None, None]
+        rw = (kp[:, 0] - tg["wrist"]) / tg["sw"][:, None]
+        H = j2.transpose(1, 2) @ j2 + jw.transpose(1, 2) @ jw
+        g = (j2.transpose(1, 2) @ r2[..., None])[..., 0] + (jw.transpose(1, 2) @ rw[..., None])[..., 0]
+        cost = (r2 * r2).sum(-1) + (rw * rw).sum(-1)
+        pose = p.hand_pose
+        pc = slice(3, 3 + 3 * P)
+        # orientation and finger targets, stage 1's fingers: diagonal
+        ro = (x[:, :3] - tg["orient"]) / tg["so"][:, None]
+        rf = ((pose - tg["fingers"]) / tg["sf"][:, None, None]).flatten(1)
+        idx = torch.arange(N)
+        diag = torch.zeros(T, N, dtype=x.dtype)
+        diag[:, :3] = (1.0 / tg["so"] ** 2)[:, None]
+        diag[:, pc] = (1.0 / tg["sf"] ** 2)[:, None]
+        g[:, :3] += ro / tg["so"][:, None]
+        g[:, pc] += rf / tg["sf"][:, None]
+        cost = cost + (ro * ro).sum(-1) + (rf * rf).sum(-1)
+        if cfg.sigma_stage1_pose > 0:
+            r1 = ((pose - self.pose1) / cfg.sigma_stage1_pose).flatten(1)
+            diag[:, pc] += 1.0 / cfg.sigma_stage1_pose ** 2
+            g[:, pc] += r1 / cfg.sigma_stage1_pose
+            cost = cost + (r1 * r1).sum(-1)
+        H[:, idx, idx] += diag
+        # the model's pose prior (constant Jacobian) and joint limits (block diagonal)
+        rp = cfg.prior_weight * model.pose_prior.residual(pose)
+        rl = cfg.prior_weight * model.joint_limits.residual(pose)
+        jl = cfg.prior_weight * model.joint_limits.jacobian(pose)
+        H[:, pc, pc] += self.prior_hessian + jl.transpose(1, 2) @ jl
+        g[:, pc] += rp @ self.prior_jac + (jl.transpose(1, 2) @ rl[..., None])[..., 0]
+        cost = cost + (rp * rp).sum(-1) + (rl * rl).sum(-1)
+        return H, g, cost
+
+    def solve(self, x: torch.Tensor, targets: PriorTargets, iterations: int) -> torch.Tensor:
+        """Levenberg-Marquardt from x (T, N) with the prior's targets (per-frame step acceptance)."""
+        dtype = x.dtype
+        tg = {"wrist": torch.as_tensor(targets.wrist, dtype=dtype),
+              "orient": torch.as_tensor(targets.orient, dtype=dtype),
+              "fingers": torch.as_tensor(targets.fingers, dtype=dtype),
+              "sw": torch.as_tensor(targets.sigma_wrist, dtype=dtype),
+              "so": torch.as_tensor(targets.sigma_orient, dtype=dtype),
+              "sf": torch.as_tensor(targets.sigma_fingers, dtype=dtype)}
+        T = x.shape[0]
+        lam = torch.full((T,), self.cfg.damping, dtype=dtype)
+        eye = torch.eye(self.N, dtype=dtype)
+        with torch.no_grad():
+            e2d, _ = self.residuals(x, tg)
+            for _ in range(iterations):
+                sw = (self.conf * _gm_weight(e2d.norm(dim=-1), self.cfg.robust_px)).sqrt()
+                H, g, cost = self.normal_equations(x, tg, sw)
+                A = H + lam[:, None, None] * torch.diag_embed(torch.diagonal(H, dim1=1, dim2=2)) + 1e-6 * eye
+                delta, info = torch.linalg.solve_ex(A, g[..., None])
+                step = torch.where((info == 0)[:, None], -delta[..., 0], 0.0)
+                e_new, r_new = self.residuals(x + step, tg)
+                c_new = (((e_new * sw[..., None]) / self.cfg.sigma_px) ** 2).sum((-1, -2)) + (r_new * r_new).sum(-1)
+                ok = c_new < cost
+                x = torch.where(ok[:, None], x + step, x)
+                e2d = torch.where(ok[:, None, None], e_new, e2d)
+                lam = torch.where(ok, lam * 0.3, lam * 5.0).clamp(1e-7, 1e7)
+        return x
+
+
+def _push_out(model: HandModel, params: HandParams, grid, T_cam_obj: np.ndarray,
+              cfg: CompletionConfig) -> tuple[torch.Tensor, np.ndarray]:
+    """Translate each hand (B) out of the object: Gauss-Newton on the penetrating vertices' depths.
+
+    Returns the new translations (B, 3) and the deepest remaining penetration per hand (B,), metres.
+    """
+    R = T_cam_obj[:, :3, :3]
+    t = T_cam_obj[:, :3, 3]
+    transl = params.transl.double().numpy().copy()
+    with torch.no_grad():
+        verts = model(params.global_orient, params.hand_pose, params.betas, params.transl).vertices.double().numpy()
+    verts = verts - params.transl.double().numpy()[:, None]
+    shift = np.zeros_like(transl)
+    depth = np.zeros(len(transl))
+    for it in range(cfg.penetration_iterations + 1):
+        v_cam = verts + (transl + shift)[:, None]
+        v_obj = np.einsum("bji,bvj->bvi", R, v_cam - t[:, None])  # R^T (v - t)
+        d, grad = grid.lookup(v_obj.reshape(-1, 3).astype(np.float64))
+        d = np.nan_to_num(d.reshape(len(transl), -1), nan=1.0)
+        grad = np.nan_to_num(grad.reshape(len(transl), -1, 3))
+        inside = d < 0
+        depth = np.where(inside.any(1), -np.where(inside, d, 0.0).min(1), 0.0)
+        if it == cfg.penetration_iterations:
+            break
+        g_cam = np.einsum("bij,bvj->bvi", R, grad)  # gradient in camera axes
+        for b in range(len(transl)):
+            if not inside[b].any():
+                continue
+            J = g_cam[b][inside[b]] / cfg.sigma_penetration
+            r = d[b][inside[b]] / cfg.sigma_penetration
+            H = J.T @ J + np.eye(3) / cfg.sigma_push ** 2
+            gvec = J.T @ r + shift[b] / cfg.sigma_push ** 2
+            shift[b] -= np.linalg.solve(H, gvec)
+    return torch.as_tensor(transl + shift, dtype=params.transl.dtype), depth

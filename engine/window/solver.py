@@ -1,0 +1,315 @@
+"""The sliding window over one hand's frames, as frames stream in.
+
+Rows enter with the per-frame estimate (the initialization) and the
+observations. Every ``stride`` rows, once ``size`` rows are held, the window is
+solved: new slots start from perception (carrying the depth correction the
+window found for the previous frame), the others from the previous solve; the
+oldest ``stride`` rows then leave the window, decided. The two decided rows
+before the window stay in it as fixed slots, so the temporal terms join the
+windows without a seam.
+
+Contact per window: evidence on every free slot at the current estimate
+(distance of the contact regions to the object after the best depth correction,
+overlap with the object's mask), hysteresis over rows (``ContactLabeler``), contact
+lifting for the slots labelled in contact, then the LM solve.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..config import ContactConfig, WindowConfig
+from ..costs.base import WindowData
+from .objective import build_terms
+from .problem import SolveInfo, WindowProblem
+from .types import WindowHand
+
+
+@dataclass
+class Observation:
+    """One hand in one frame, as perception delivered it."""
+
+    row: int
+    uv: np.ndarray
+    """(21, 2) pixels, NaN where missing."""
+    conf: np.ndarray
+    """(21,)"""
+    landmarks: np.ndarray | None
+    """(21, 3) relative 3D keypoints, or None."""
+    x0: np.ndarray
+    """(n,) per-frame fit [global rotation, joint rotations, translation]."""
+    betas0: np.ndarray
+    """(S,) per-frame shape estimate."""
+    T_cam_obj: np.ndarray | None = None
+    """(4, 4) object pose, or None."""
+
+
+@dataclass
+class _Slot:
+    obs: Observation
+    x: np.ndarray
+    optimized: bool = False
+    counted: bool = False
+    in_contact: bool = False
+    possible: bool = False
+    scale: float = 1.0
+
+
+@dataclass
+class Decided:
+    """A row leaving the window."""
+
+    row: int
+    hand: WindowHand | None
+    penetration: float = float("nan")
+    """Deepest hand vertex inside the object, metres (0: none; NaN: no object)."""
+    vertices: np.ndarray | None = None
+    """(V, 3) the hand mesh, camera frame."""
+
+
+@dataclass
+class _Contact:
+    """Contact state of the decided rows: the label of the last decided row and its opposing run."""
+
+    in_contact: bool = False
+    run: int = 0
+
+
+class HandWindow:
+    """The window of one hand side (``push`` rows, get decided rows back)."""
+
+    def __init__(self, model, config: WindowConfig, contact: ContactConfig, K: np.ndarray, scene=None) -> None:
+        self.model, self.config, self.contact_cfg = model, config, contact
+        self.K = np.asarray(K, np.float64)
+        self.scene = scene
+        """The object: ``ObjectScene`` (mesh caster, SDF, contact candidates) or None."""
+        self.problem = WindowProblem(model, build_terms(model, config, with_object=scene is not None))
+        self.slots: list[_Slot | None] = []
+        """One per row in the window (None: the hand is not there)."""
+        self.first_row: int | None = None
+        self.fixed: deque[tuple[int, np.ndarray, np.ndarray]] = deque(maxlen=2)
+        """(row, x, keypoints) of the last decided rows (fixed slots of the next window)."""
+        self.betas: np.ndarray | None = None
+        """The hand's shape (one per hand over time), as the last solve left it."""
+        self.betas_sum = np.zeros(model.num_betas)
+        self.betas_count = 0
+        self.betas_mean = np.zeros(model.num_betas)
+        """Mean of the per-frame shape estimates so far: the anchor of the shape (no drift)."""
+        self.offset = np.zeros(3)
+        """Translation correction of the last optimized frame (window estimate minus perception)."""
+        self.state = _Contact()
+        self.infos: list[SolveInfo] = []
+        self.vertex_ids = torch.as_tensor(scene.vertex_ids if scene is not None else np.zeros(0, np.int64))
+
+    # --------------------------------------------------------------- stream
+    def push(self, row: int, obs: Observation | None) -> list[Decided]:
+        """Add one row (``obs`` None: no hand); returns the rows decided by this push."""
+        if self.first_row is None:
+            self.first_row = row
+        if obs is None:
+            self.slots.append(None)
+        else:
+            x = obs.x0.copy()
+            x[-3:] += self.offset
+            self.slots.append(_Slot(obs, x))
+        if len(self.slots) >= self.config.size:
+            return self._solve_and_decide(self.config.stride)
+        return []
+
+    def flush(self) -> list[Decided]:
+        """Decide every row still held."""
+        out = []
+        while self.slots:
+            out += self._solve_and_decide(min(self.config.stride, len(self.slots)))
+        return out
+
+    # --------------------------------------------------------------- solve
+    def _solve_and_decide(self, count: int) -> list[Decided]:
+        live = [(i, s) for i, s in enumerate(self.slots) if s is not None]
+        if live:
+            self._solve(live)
+        out = []
+        for i in range(count):
+            out.append(self._decide(self.first_row + i, self.slots[i]))
+        self.slots = self.slots[count:]
+        self.first_row += count
+        return out
+
+    def _solve(self, live: list[tuple[int, _Slot]]) -> None:
+        cfg = self.config
+        rows = np.array([self.first_row + i for i, _ in live])
+        fixed = [f for f in self.fixed if f[0] >= rows[0] - 2 and f[0] < rows[0]]
+        for _, s in live:
+            if not s.optimized and not s.counted:
+                self.betas_sum += s.obs.betas0
+                self.betas_count += 1
+                s.counted = True
+        self.betas_mean = self.betas_sum / max(self.betas_count, 1)
+        if self.betas is None:
+            self.betas = self.betas_mean.copy()
+        x = np.stack([f[1] for f in fixed] + [s.x for _, s in live])
+        all_rows = np.concatenate([[f[0] for f in fixed], rows]).astype(np.int64)
+        fixed_kp = torch.as_tensor(np.stack([f[2] for f in fixed])) if fixed else None
+        data = self._data(live, fixed, all_rows)
+        if self.scene is not None:
+            self._contacts(live, data, x)
+        first = not any(s.optimized for _, s in live)
+        iters = cfg.first_iterations if first else cfg.iterations
+        xs, betas, info = self.problem.solve(torch.as_tensor(x), torch.as_tensor(self.betas), data, iters, fixed_kp)
+        self.infos.append(info)
+        xs = xs.detach().numpy().astype(np.float64)
+        self.betas = betas.detach().numpy().astype(np.float64)
+        for k, (_, s) in enumerate(live):
+            s.x = xs[len(fixed) + k]
+            s.optimized = True
+        last = live[-1][1]
+        self.offset = np.zeros(3)
+        self.offset[:] = last.x[-3:] - last.obs.x0[-3:]
+
+    def _data(self, live, fixed, rows) -> WindowData:
+        nf = len(fixed)
+        T = nf + len(live)
+        uv = np.zeros((T, 21, 2))
+        conf = np.zeros((T, 21))
+        lm = np.zeros((T, 21, 3))
+        lmw = np.zeros((T, 21))
+        Tco = np.full((T, 4, 4), np.nan)
+        for k, (_, s) in enumerate(live):
+            o = s.obs
+            ok = np.isfinite(o.uv).all(1) & (o.conf > 0)
+            uv[nf + k] = np.where(ok[:, None], o.uv, 0.0)
+            conf[nf + k] = np.where(ok, o.conf, 0.0)
+            if o.landmarks is not None and np.isfinite(o.landmarks).all():
+                lm[nf + k] = o.landmarks
+                lmw[nf + k] = np.sqrt(conf[nf + k])
+            if o.T_cam_obj is not None:
+                Tco[nf + k] = o.T_cam_obj
+        dt = self.model.dtype
+        data = WindowData(rows=rows, fixed=nf, uv=torch.as_tensor(uv, dtype=dt), conf=torch.as_tensor(conf, dtype=dt),
+                          landmarks=torch.as_tensor(lm, dtype=dt), lm_weight=torch.as_tensor(lmw, dtype=dt),
+                          K=torch.as_tensor(self.K, dtype=dt), vertex_ids=self.vertex_ids,
+                          betas_prior=torch.as_tensor(self.betas_mean, dtype=dt))
+        if self.scene is not None:
+            data.T_cam_obj = torch.as_tensor(Tco)
+            data.sdf = self.scene.sdf
+        return data
+
+    def _contacts(self, live, data: WindowData, x: np.ndarray) -> None:
+        """Contact evidence, labels and lifted targets for the free slots (updates ``data`` and ``x``)."""
+        nf = data.fixed
+        scene, ccfg = self.scene, self.contact_cfg
+        xs = torch.as_tensor(x[nf:], dtype=self.model.dtype)
+        with torch.no_grad():
+            out = self.model.pose(self.problem.params(xs, torch.as_tensor(self.betas, dtype=self.model.dtype)))
+            verts = out.vertices.double().numpy()
+            normals = self.model.vertex_normals(out.vertices).double().numpy()
+        flags = []
+        prev = self.state.in_contact
+        for k, (_, s) in enumerate(live):
+            T = s.obs.T_cam_obj
+            if T is None:
+                s.possible, s.scale = False, 1.0
+            else:
+                ev = scene.evidence(verts[k], self.K, T, ccfg, was_in_contact=prev)
+                s.possible, s.scale = ev.possible, ev.scale
+            flags.append(s.possible)
+        labels = label_window(self.state, [self.first_row + i for i, _ in live], flags, ccfg)
+        c_slot, c_vert, c_target = [], [], []
+        in_contact = np.zeros(len(data.rows), bool)
+        for k, ((_, s), lab) in enumerate(zip(live, labels)):
+            s.in_contact = lab
+            in_contact[nf + k] = lab
+            if not lab or s.obs.T_cam_obj is None:
+                continue
+            v = verts[k]
+            if abs(s.scale - 1.0) > 1e-6 and not s.optimized:
+                # a new contact frame: move the hand along its viewing ray to the depth the evidence found
+                shift = (s.scale - 1.0) * v[scene.candidates].mean(0)
+                s.x = s.x.copy()
+                s.x[-3:] += shift
+                x[nf + k, -3:] += shift
+                v = v + shift
+            lifted = scene.lift(v, normals[k], self.K, s.obs.T_cam_obj, ccfg)
+            if lifted is None or len(lifted[0]) == 0:
+                continue
+            pos, target = lifted
+            c_slot.append(np.full(len(pos), nf + k))
+            c_vert.append(pos)
+            c_target.append(target)
+        data.in_contact = torch.as_tensor(in_contact)
+        if c_slot:
+            data.contact_slot = torch.as_tensor(np.concatenate(c_slot))
+            data.contact_vertex = torch.as_tensor(np.concatenate(c_vert))
+            data.contact_target = torch.as_tensor(np.concatenate(c_target), dtype=self.model.dtype)
+
+    # -------------------------------------------------------------- decide
+    def _decide(self, row: int, slot: _Slot | None) -> Decided:
+        if slot is None:
+            self._advance_contact(False, False)
+            return Decided(row, None)
+        x = slot.x
+        betas = self.betas
+        with torch.no_grad():
+            p = self.problem.params(torch.as_tensor(x[None], dtype=self.model.dtype),
+                                    torch.as_tensor(betas, dtype=self.model.dtype))
+            out = self.model.pose(p, with_vertices=True)
+        kp = out.keypoints[0].double().numpy()
+        verts = out.vertices[0].double().numpy()
+        was = self.state.in_contact
+        self._advance_contact(slot.in_contact, slot.possible)
+        P = self.problem.P
+        o = slot.obs
+        hand = WindowHand(side=self.model.side, global_orient=x[:3].copy(), hand_pose=x[3:3 + 3 * P].reshape(P, 3),
+                          betas=betas.copy(), transl=x[-3:].copy(), keypoints=kp, keypoints2d=o.uv.copy(),
+                          confidence=o.conf.copy(), in_contact=slot.in_contact,
+                          onset=slot.in_contact and not was, release=was and not slot.in_contact)
+        pen = float("nan")
+        if self.scene is not None and o.T_cam_obj is not None:
+            pen, points = self.scene.penetration_and_contacts(verts, o.T_cam_obj)
+            if slot.in_contact:
+                hand.contact_points = points
+        self.fixed.append((row, x.copy(), kp))
+        return Decided(row, hand, pen, verts)
+
+    def _advance_contact(self, label: bool, possible: bool) -> None:
+        st = self.state
+        if label != st.in_contact:
+            st.in_contact, st.run = label, 0
+        elif possible != label:
+            st.run += 1
+        else:
+            st.run = 0
+
+
+def label_window(state: _Contact, rows: list[int], possible: list[bool], cfg: ContactConfig) -> list[bool]:
+    """Contact labels of a window's rows by hysteresis, continuing the decided rows' ``state``.
+
+    A run of ``onset_frames`` possible rows starts a contact at the run's first row
+    (no earlier than the first undecided row); a run of ``release_frames`` rows
+    without contact ends it likewise. Rows must be consecutive for a run to continue.
+    """
+    c, run, start = state.in_contact, state.run, 0
+    labels: list[bool] = []
+    prev_row = None
+    for k, (r, p) in enumerate(zip(rows, possible)):
+        if prev_row is not None and r != prev_row + 1:
+            run = 0  # a gap (the hand was not seen) breaks a run
+        prev_row = r
+        if p != c:
+            if run == 0:
+                start = k
+            run += 1
+            need = cfg.release_frames if c else cfg.onset_frames
+            labels.append(c)
+            if run >= need:
+                c, run = not c, 0
+                for j in range(start, k + 1):
+                    labels[j] = c
+        else:
+            run = 0
+            labels.append(c)
+    return labels
