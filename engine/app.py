@@ -79,7 +79,23 @@ def compose(config: RunConfig, ctx: RunContext) -> list[Stage]:
         stages += hand_stages(config, ctx)
     if config.object.mesh is not None:
         stages.append(_object_stage(config))
+    if config.hands.enabled:
+        stages += refinement_stages(config)
     return stages
+
+
+def refinement_stages(config: RunConfig) -> list[Stage]:
+    """Stage 1 (the window) and stage 2 (grasp completion), as the config enables them."""
+    if not config.window.enabled:
+        return []
+    from .stages.window import WindowStage
+
+    window = WindowStage(config)
+    if not config.grasp.enabled:
+        return [window]
+    from .stages.grasp import GraspStage
+
+    return [window, GraspStage(config, models=window.models)]
 
 
 def _object_stage(config: RunConfig) -> Stage:

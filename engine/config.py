@@ -156,7 +156,7 @@ class WindowConfig:
     """Contact residual scale, metres."""
     sdf_weight: float = 1.0
     """Weight of the SDF penetration term (0 disables it: ablation "without SDF")."""
-    sigma_penetration: float = 0.002
+    sigma_penetration: float = 0.02
     """Penetration residual scale, metres."""
     smooth_weight: float = 1.0
     """Weight of the temporal terms (0 disables them: ablation "without smoothness")."""
@@ -170,8 +170,10 @@ class WindowConfig:
     """Relative motion scale in the object frame while grasped, metres per frame."""
     prior_weight: float = 1.0
     """Weight of the pose prior and joint limits."""
-    shape_sigma: float = 0.25
-    """How far the window may move the hand's shape from the mean of the per-frame estimates (prior std units)."""
+    shape_sigma: float = 0.5
+    """How far one window may move the hand's shape from the running estimate (prior std units)."""
+    shape_rate: float = 0.5
+    """How much of a contact window's shape estimate enters the running estimate (the rest is kept)."""
     depth_sigma: float = 0.1
     """Std of the log depth of the per-frame initialization (weak anchor when nothing else fixes depth)."""
     vertices: bool = True
@@ -185,6 +187,7 @@ class WindowConfig:
         for k in ("sigma_px", "robust_px", "sigma_contact", "sigma_penetration", "sigma_accel", "sigma_velocity",
                   "sigma_rigid", "shape_sigma", "depth_sigma"):
             _check(getattr(self, k) > 0, f"window.{k}", getattr(self, k), "must be > 0")
+        _check(0 < self.shape_rate <= 1, "window.shape_rate", self.shape_rate, "must be in (0, 1]")
         for k in ("contact_weight", "sdf_weight", "smooth_weight", "rigidity_weight", "prior_weight", "sigma_3d"):
             _check(getattr(self, k) >= 0, f"window.{k}", getattr(self, k), "must be >= 0")
 
@@ -198,7 +201,7 @@ class WindowConfig:
 class ContactConfig:
     """Contact lifting and per-hand contact detection with hysteresis (``engine/contact``)."""
 
-    lift_radius: float = 0.03
+    lift_radius: float = 0.015
     """A candidate vertex is pulled to a lifted object point at most this far away, metres."""
     on_distance: float = 0.008
     """Contact is possible in a frame when the hand's contact regions come this close to the surface, metres."""
@@ -210,8 +213,10 @@ class ContactConfig:
     """Consecutive contact-possible frames that start a contact (dated back to the first of them)."""
     release_frames: int = 3
     """Consecutive frames without contact that end it (dated back to the first of them)."""
-    max_depth_scale: float = 0.2
-    """Largest relative depth correction of the hand considered when judging contact (monocular ambiguity)."""
+    max_depth_scale: float = 0.05
+    """Largest relative depth correction of the hand considered when judging a new contact (monocular ambiguity)."""
+    hold_depth_scale: float = 0.1
+    """The same while the hand is in contact (the window has already anchored its depth on the object)."""
 
     def __post_init__(self) -> None:
         _check(self.lift_radius > 0, "contact.lift_radius", self.lift_radius, "must be > 0")
@@ -221,6 +226,7 @@ class ContactConfig:
         _check(self.onset_frames >= 1 and self.release_frames >= 1, "contact.onset_frames", self.onset_frames,
                "onset and release frames must be >= 1")
         _check(0 <= self.max_depth_scale < 1, "contact.max_depth_scale", self.max_depth_scale, "must be in [0, 1)")
+        _check(0 <= self.hold_depth_scale < 1, "contact.hold_depth_scale", self.hold_depth_scale, "must be in [0, 1)")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ BENCHES: dict[str, str] = {
     "object": "inscene.bench.object",
     "synthhands": "inscene.bench.synthhands",
     "accuracy": "inscene.bench.accuracy.cli",
+    "latency": "inscene.bench.latency",
 }
 
 

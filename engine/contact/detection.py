@@ -13,7 +13,9 @@ in the object's SDF; the cost of a scale is
 counts as 0, so one stray vertex does not decide), ``penetration`` the deepest
 candidate inside the object. ``lam`` only breaks ties in favour of ``s = 1``: the
 whole correction range costs a quarter of ``on_distance``, while moving a hand at
-0.5 m by 1 % in depth moves it ~5 mm.
+0.5 m by 1 % in depth moves it ~5 mm. Only the candidates are looked up, so a hand
+pushed most of the way through a thin object may show less penetration than it has
+(the window's SDF term sees every vertex).
 
 Labeler. Per frame ``possible`` flags -> contact labels: a run of at least
 ``onset_frames`` possible frames starts a contact dated back to the run's first
@@ -27,10 +29,10 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-
 from inscene.engine.config import ContactConfig
 from inscene.kernels import RayCaster, SDFGrid, project
 
@@ -107,7 +109,7 @@ def contact_evidence(vertices: np.ndarray, candidates: np.ndarray, K: np.ndarray
     # best depth correction on a log grid, refined once around the best
     R, t = T[:3, :3], T[:3, 3]
     p_obj, offset = p @ R, -t @ R  # s p in the object frame: s R^T p - R^T t
-    m = math.log1p(config.max_depth_scale)
+    m = math.log1p(config.hold_depth_scale if was_in_contact else config.max_depth_scale)
     lam = config.on_distance / (4.0 * m) if m > 0 else 0.0
     logs = np.linspace(-m, m, COARSE_STEPS)
     cost, dist, pen = _scale_costs(grid, p_obj, offset, np.exp(logs), rank, lam)
@@ -199,7 +201,7 @@ class ContactLabeler:
             return self._run_start
         return self._next
 
-    def labels(self, rows) -> dict[int, bool]:
+    def labels(self, rows: Iterable[int]) -> dict[int, bool]:
         """Current (provisional for the last few) labels of pushed, undecided ``rows``."""
         out = {}
         for r in rows:

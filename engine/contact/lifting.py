@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from inscene.kernels import RayCaster, project
 
 MAX_CANDIDATES = 250
@@ -42,7 +41,7 @@ class LiftedContacts:
     """(M, 3) float64 unit outward object surface normal at the targets."""
 
     def __len__(self) -> int:
-        return int(len(self.index))
+        return len(self.index)
 
 
 def _check(name: str, a: np.ndarray, shape: tuple, hint: str) -> np.ndarray:

@@ -17,15 +17,31 @@ class Contact(CostTerm):
     name = "contact"
     needs_vertices = True
 
-    def __init__(self, weight: float = 1.0, sigma: float = 0.004) -> None:
+    def __init__(self, weight: float = 1.0, sigma: float = 0.004, robust: float = 0.005, per_frame: int = 16) -> None:
         super().__init__(weight)
-        self.sigma = sigma
+        self.sigma, self.robust, self.per_frame = sigma, robust, per_frame
+        self.sqrt_w: torch.Tensor | None = None
+
+    def prepare(self, ev: Evaluation, data: WindowData) -> None:
+        """Robust (Geman-McClure) weights at the current estimate, and a per-frame share: a frame's
+        contacts together weigh as much as ``per_frame`` contacts, however many were lifted."""
+        if data.contact_slot is None or len(data.contact_slot) == 0:
+            self.sqrt_w = None
+            return
+        slot, vert = data.contact_slot, data.contact_vertex
+        err = (ev.verts[slot, vert] - data.contact_target.to(ev.verts)).norm(dim=-1)
+        s2 = self.robust ** 2
+        count = torch.bincount(slot, minlength=ev.x.shape[0]).to(err)[slot]
+        share = (self.per_frame / count).clamp(max=1.0)
+        self.sqrt_w = ((s2 / (s2 + err * err)) ** 2 * share).sqrt()
 
     def block(self, ev: Evaluation, data: WindowData, jacobian: bool = True) -> Block | None:
         if data.contact_slot is None or len(data.contact_slot) == 0:
             return None
-        s = self.weight ** 0.5 / self.sigma
+        if self.sqrt_w is None or len(self.sqrt_w) != len(data.contact_slot):
+            self.prepare(ev, data)
+        s = (self.weight ** 0.5 / self.sigma) * self.sqrt_w[:, None]
         slot, vert = data.contact_slot, data.contact_vertex
         res = (ev.verts[slot, vert] - data.contact_target.to(ev.verts)) * s  # (C, 3)
-        jac = ev.verts_jac[slot, vert][:, None] * s if jacobian else None  # (C, 1, 3, L)
+        jac = ev.verts_jac[slot, vert][:, None] * s[:, None, :, None] if jacobian else None  # (C, 1, 3, L)
         return Block(res, slot[:, None], jac)

@@ -8,7 +8,13 @@ from .base import Block, CostTerm, Evaluation, WindowData
 
 
 class Landmarks(CostTerm):
-    """``sqrt(conf) ((k - mean k) - (l - mean l)) / sigma_3d`` per keypoint (translation-free)."""
+    """``sqrt(conf) ((k - mean k) - c (l - mean l)) / sigma_3d`` per keypoint (translation- and scale-free).
+
+    The detector's relative 3D keypoints carry its own guess of the hand's size,
+    which is as uncertain as monocular depth; ``c`` rescales them per slot to the
+    size of the current estimate (fixed while a window is solved), so this term
+    shapes the hand but leaves its size to the shape prior and the object contacts.
+    """
 
     name = "landmarks"
 
@@ -21,6 +27,9 @@ class Landmarks(CostTerm):
         w = (data.lm_weight * (self.weight ** 0.5 / self.sigma_3d))[..., None]  # (T, 21, 1)
         lm = data.landmarks - data.landmarks.mean(1, keepdim=True)
         rel = ev.kp - ev.kp.mean(1, keepdim=True)
+        scale = data.extras.get("landmark_scale")
+        if scale is not None:
+            lm = lm * scale.to(lm)[:, None, None]
         res = ((rel - lm) * w).reshape(T, 63)
         jac = None
         if jacobian:

@@ -13,6 +13,9 @@ class Penetration(CostTerm):
 
     The SDF is the object's grid (object frame); a vertex ``v`` (camera frame) is
     looked up at ``R^T (v - o)``, and its gradient rotated back gives the Jacobian.
+    The term does not move the hand's shape: with a noisy object pose, growing or
+    shrinking the hand (and sliding it along the viewing rays) is the cheapest way
+    out of the object, and the shape would follow the tracker's noise.
     """
 
     name = "penetration"
@@ -45,4 +48,5 @@ class Penetration(CostTerm):
             g_cam = torch.einsum("gxy,gmy->gmx", R, torch.from_numpy(np.asarray(grad)).reshape(G, M, 3))
             dr = torch.where(inside[..., None], -g_cam, torch.zeros_like(g_cam)) * s  # (G, M, 3)
             jac = torch.einsum("gmx,gmxl->gml", dr.to(ev.verts_jac), ev.verts_jac[slots])[:, None]
+            jac[..., ev.x.shape[1]:] = 0  # the shape is not the way out of the object (see the class note)
         return Block(res.to(ev.verts), slots[:, None], jac)

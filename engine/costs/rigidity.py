@@ -10,9 +10,12 @@ from .base import Block, CostTerm, Evaluation, WindowData, neighbours
 class Rigidity(CostTerm):
     """``(R_t^T (k_t - o_t) - R_{t-1}^T (k_{t-1} - o_{t-1})) / sigma_rigid`` for consecutive contact frames.
 
-    The keypoints expressed in the object's frame stay put while the hand holds the
-    object (``T_cam_obj`` = [R | o] per frame, from the object tracker).
+    The palm (wrist and the four finger bases) expressed in the object's frame stays
+    put while the hand holds the object (``T_cam_obj`` = [R | o] per frame, from the
+    object tracker); the fingers may still close or adjust.
     """
+
+    PALM = (0, 5, 9, 13, 17)
 
     name = "rigidity"
 
@@ -33,11 +36,13 @@ class Rigidity(CostTerm):
         T = data.T_cam_obj.to(ev.kp.dtype)
         R, o = T[pairs, :3, :3], T[pairs, :3, 3]  # (G, 2, 3, 3), (G, 2, 3)
         s = self.weight ** 0.5 / self.sigma
-        local = torch.einsum("gayx,gaky->gakx", R, ev.kp[pairs] - o[:, :, None])  # R^T (k - o)
-        G = len(pairs)
-        res = ((local[:, 1] - local[:, 0]) * s).reshape(G, 63)
+        palm = list(self.PALM)
+        kp = ev.kp[:, palm]
+        local = torch.einsum("gayx,gaky->gakx", R, kp[pairs] - o[:, :, None])  # R^T (k - o)
+        G, Kp = len(pairs), len(palm)
+        res = ((local[:, 1] - local[:, 0]) * s).reshape(G, 3 * Kp)
         jac = None
         if jacobian:
-            j = torch.einsum("gayx,gakyl->gakxl", R, ev.kp_jac[pairs]) * s  # (G, 2, 21, 3, L)
-            jac = torch.stack([-j[:, 0], j[:, 1]], dim=1).reshape(G, 2, 63, -1)
+            j = torch.einsum("gayx,gakyl->gakxl", R, ev.kp_jac[:, palm][pairs]) * s  # (G, 2, Kp, 3, L)
+            jac = torch.stack([-j[:, 0], j[:, 1]], dim=1).reshape(G, 2, 3 * Kp, -1)
         return Block(res, pairs, jac)

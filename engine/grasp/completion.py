@@ -55,7 +55,7 @@ class CompletionConfig:
     """Penetration residual scale, metres."""
     sigma_push: float = 0.01
     """How far the penetration refinement may move a frame (std), metres."""
-    penetration_iterations: int = 3
+    penetration_iterations: int = 5
     damping: float = 1e-3
 
 

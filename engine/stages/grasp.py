@@ -159,6 +159,7 @@ class GraspStage(Stage):
         self._rows[packet.row] = row
         touched: set[int] = {packet.row}
         for side in SIDES:
+            touched |= self._trim(side, t)  # no frame waits longer than the buffer allows
             h = hands.get(side)
             tr = self._tracks[side]
             if h is None:
@@ -179,7 +180,6 @@ class GraspStage(Stage):
             tr.frames.append(_Frame(packet.row, t, h, obj))
             row.pending.add(side)
             self._set(packet, side, None, Motion.FREE)
-            touched |= self._trim(side, t)
         # the pipeline times the call after it returns, too late for copies sent now
         return self._emit(touched, (packet.row, (time.perf_counter() - t_start) * 1e3))
 

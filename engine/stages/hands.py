@@ -107,10 +107,12 @@ class HandFitStage(Stage):
     produces = ("hands_fit",)
     history = 1
 
-    def __init__(self, run: RunConfig, config: HandStageConfig | None = None) -> None:
+    def __init__(self, run: RunConfig, config: HandStageConfig | None = None, prefix: str = "") -> None:
         from inscene.models.hands import FitConfig, load_hand_models
 
         self.config = config or run.hands
+        self.prefix = prefix
+        """Written under ``hand/{side}/{prefix}``: ``"init/"`` when the window refines the fit."""
         self.models = load_hand_models(run.hands.model, run.hands.mano_dir)
         m = self.models["right"]
         self.num_pose = 1 + int(m.num_pose_joints)
@@ -122,15 +124,16 @@ class HandFitStage(Stage):
     def fields(self) -> list[ArraySpec]:
         out = []
         m = self.models["right"]
+        pre = self.prefix
         for s in SIDES:
             out += [
-                _spec(s, "valid", (), (), "a hand was detected and fitted", "bool", False),
-                _spec(s, "pose", (self.num_pose, 3), ("pose_joint", "axis_angle"),
+                _spec(s, pre + "valid", (), (), "a hand was detected and fitted", "bool", False),
+                _spec(s, pre + "pose", (self.num_pose, 3), ("pose_joint", "axis_angle"),
                       f"{m.name} pose, axis-angle: global rotation then {self.num_pose - 1} joints"),
-                _spec(s, "betas", (self.num_betas,), ("beta",), f"{m.name} shape parameters, per-frame estimate"),
-                _spec(s, "transl", (3,), ("xyz",), "hand model translation, camera frame, metres"),
-                _spec(s, "joints", (21, 3), ("joint", "xyz"), "fitted 21 keypoints, camera frame, metres"),
-                _spec(s, "fit_error_px", (), (), "median reprojection error of the fit, pixels"),
+                _spec(s, pre + "betas", (self.num_betas,), ("beta",), f"{m.name} shape parameters, per-frame estimate"),
+                _spec(s, pre + "transl", (3,), ("xyz",), "hand model translation, camera frame, metres"),
+                _spec(s, pre + "joints", (21, 3), ("joint", "xyz"), "fitted 21 keypoints, camera frame, metres"),
+                _spec(s, pre + "fit_error_px", (), (), "median reprojection error of the fit, pixels"),
             ]
         return out
 
@@ -181,27 +184,31 @@ class HandFitStage(Stage):
         packet.data["hands_fit"] = fits
         for s in SIDES:
             r = fits.get(s)
+            h = f"hand/{s}/{self.prefix}"
             if r is None:
-                packet.fields[f"hand/{s}/valid"] = np.bool_(False)
-                packet.fields[f"hand/{s}/pose"] = np.full((self.num_pose, 3), np.nan, np.float32)
-                packet.fields[f"hand/{s}/betas"] = np.full(self.num_betas, np.nan, np.float32)
-                packet.fields[f"hand/{s}/transl"] = np.full(3, np.nan, np.float32)
-                packet.fields[f"hand/{s}/joints"] = _NAN21
-                packet.fields[f"hand/{s}/fit_error_px"] = np.float32(np.nan)
+                packet.fields[h + "valid"] = np.bool_(False)
+                packet.fields[h + "pose"] = np.full((self.num_pose, 3), np.nan, np.float32)
+                packet.fields[h + "betas"] = np.full(self.num_betas, np.nan, np.float32)
+                packet.fields[h + "transl"] = np.full(3, np.nan, np.float32)
+                packet.fields[h + "joints"] = _NAN21
+                packet.fields[h + "fit_error_px"] = np.float32(np.nan)
                 continue
             p = r.params
             pose = np.concatenate([p.global_orient[0:1].numpy(), p.hand_pose[0].numpy()], axis=0)
             ok = bool(np.isfinite(pose).all() and np.isfinite(r.keypoints[0].numpy()).all())
-            packet.fields[f"hand/{s}/valid"] = np.bool_(ok)
-            packet.fields[f"hand/{s}/pose"] = pose.astype(np.float32)
-            packet.fields[f"hand/{s}/betas"] = p.betas[0].numpy().astype(np.float32)
-            packet.fields[f"hand/{s}/transl"] = p.transl[0].numpy().astype(np.float32)
-            packet.fields[f"hand/{s}/joints"] = r.keypoints[0].numpy().astype(np.float32)
-            packet.fields[f"hand/{s}/fit_error_px"] = np.float32(r.reprojection_px[0].median().item())
+            packet.fields[h + "valid"] = np.bool_(ok)
+            packet.fields[h + "pose"] = pose.astype(np.float32)
+            packet.fields[h + "betas"] = p.betas[0].numpy().astype(np.float32)
+            packet.fields[h + "transl"] = p.transl[0].numpy().astype(np.float32)
+            packet.fields[h + "joints"] = r.keypoints[0].numpy().astype(np.float32)
+            packet.fields[h + "fit_error_px"] = np.float32(r.reprojection_px[0].median().item())
         return [packet]
 
 
 def hand_stages(run: RunConfig, ctx: RunContext | None = None, config: HandStageConfig | None = None) -> list[Stage]:
-    """The detector and fit stages for ``compose`` (``ctx`` is unused; the fit reads K at setup)."""
+    """The detector and fit stages for ``compose`` (``ctx`` is unused; the fit reads K at setup).
+
+    With the window on, the per-frame fit writes its values under ``hand/{side}/init/``.
+    """
     config = config or run.hands
-    return [HandDetectStage(config), HandFitStage(run, config)]
+    return [HandDetectStage(config), HandFitStage(run, config, prefix="init/" if run.window.enabled else "")]

@@ -123,9 +123,9 @@ class StoreWriter:
         for k, v in (static or {}).items():
             root[k][...] = v
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        root.attrs.update({**attrs, "schema_version": SCHEMA_VERSION, "created": now, "finalized_frames": 0,
-                           "flushed_rows": 0, "write_seq": 0, "state": "running",
-                           "per_frame_arrays": [s.path for s in specs]})
+        root.update_attributes({**attrs, "schema_version": SCHEMA_VERSION, "created": now, "finalized_frames": 0,
+                                 "flushed_rows": 0, "write_seq": 0, "state": "running",
+                                 "per_frame_arrays": [s.path for s in specs]})
         return cls(p, root, specs, cfg, watermark=0)
 
     @classmethod
@@ -142,7 +142,7 @@ class StoreWriter:
         wm = int(attrs["finalized_frames"])
         seq = int(attrs.get("write_seq", 0))
         # rows above the watermark are redone: readers of provisional rows start again from it
-        root.attrs.update({"state": "running", "flushed_rows": wm, "write_seq": seq + 2 - seq % 2})
+        root.update_attributes({"state": "running", "flushed_rows": wm, "write_seq": seq + 2 - seq % 2})
         return cls(p, root, specs, cfg, watermark=wm)
 
     # -- rows ---------------------------------------------------------------------
@@ -210,7 +210,7 @@ class StoreWriter:
         fenced = self._rewrites
         if fenced:
             self._seq += 1  # odd: a rewrite of published rows is under way
-            self._root.attrs.update({"write_seq": self._seq})
+            self._root.update_attributes({"write_seq": self._seq})
         written: list[Path] = []
         for name, buf in self._arrays.items():
             for c in sorted(buf.dirty):
@@ -230,8 +230,8 @@ class StoreWriter:
             update["flushed_rows"] = self.rows
         if new_wm > self.watermark:
             update["finalized_frames"] = new_wm
-        if update:
-            self._root.attrs.update(update)
+        if update:  # one metadata write: attrs.update() would write each key in turn
+            self._root.update_attributes(update)
         if new_wm > self.watermark:
             for row in range(self.watermark, new_wm):
                 self._status.pop(row, None)
@@ -251,7 +251,7 @@ class StoreWriter:
         return path in self._arrays
 
     def set_attrs(self, **attrs: Any) -> None:
-        self._root.attrs.update(attrs)
+        self._root.update_attributes(attrs)
 
     def close(self, state: str, **attrs: Any) -> None:
         """Flush and record the run's outcome. ``state`` is ``"complete"``,
@@ -262,7 +262,7 @@ class StoreWriter:
             for buf in self._arrays.values():
                 buf.array.resize((self.rows, *buf.spec.shape))
             self._capacity = self.rows
-        self._root.attrs.update({**attrs, "state": state, "rows": self.rows})
+        self._root.update_attributes({**attrs, "state": state, "rows": self.rows})
 
     # -- internals -------------------------------------------------------------
 

@@ -97,22 +97,34 @@ class WindowProblem:
         return out
 
     def assemble(self, blocks: list[tuple[str, Block]], T: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normal equations ``H`` (T n + S, T n + S) and gradient ``g`` (float64) from the blocks."""
+        """Normal equations ``H`` (T n + S, T n + S) and gradient ``g`` (float64) from the blocks.
+
+        Each block's ``J^T J`` is one batched product over its residual groups; the
+        (slot, slot) pieces are summed into a (T, T, L, L) block matrix whose shape
+        columns are then folded into the shared ``betas`` block.
+        """
         n, S = self.n, self.S
-        N = T * n + S
-        idx = torch.cat([torch.arange(T * n).reshape(T, n), (T * n + torch.arange(S)).expand(T, S)], dim=1)
-        H = torch.zeros(N, N, dtype=torch.float64)
-        g = torch.zeros(N, dtype=torch.float64)
+        L = n + S
+        Hb = torch.zeros(T * T, L, L, dtype=torch.float64)
+        gb = torch.zeros(T, L, dtype=torch.float64)
         for _, b in blocks:
-            jac = b.jac.to(torch.float64)
-            res = b.res.to(torch.float64)
-            B, k, _, Lc = jac.shape
-            jtj = torch.einsum("bkri,blrj->bklij", jac, jac)
-            jtr = torch.einsum("bkri,br->bki", jac, res)
-            rows = idx[b.slots]  # (B, k, L)
-            H.index_put_((rows[:, :, None, :, None].expand(B, k, k, Lc, Lc),
-                          rows[:, None, :, None, :].expand(B, k, k, Lc, Lc)), jtj, accumulate=True)
-            g.index_put_((rows,), jtr, accumulate=True)
+            B, k, R, _ = b.jac.shape
+            J = b.jac.to(torch.float64).permute(0, 2, 1, 3).reshape(B, R, k * L)
+            r = b.res.to(torch.float64)
+            jtj = torch.bmm(J.transpose(1, 2), J).reshape(B, k, L, k, L).permute(0, 1, 3, 2, 4)  # (B, k, k, L, L)
+            jtr = torch.bmm(J.transpose(1, 2), r[:, :, None]).reshape(B, k, L)
+            pair = (b.slots[:, :, None] * T + b.slots[:, None, :]).reshape(-1)
+            Hb.index_add_(0, pair, jtj.reshape(-1, L, L))
+            gb.index_add_(0, b.slots.reshape(-1), jtr.reshape(-1, L))
+        Hb = Hb.reshape(T, T, L, L)
+        N = T * n + S
+        H = torch.empty(N, N, dtype=torch.float64)
+        H[:T * n, :T * n] = Hb[:, :, :n, :n].permute(0, 2, 1, 3).reshape(T * n, T * n)
+        xb = Hb[:, :, :n, n:].sum(1).reshape(T * n, S)
+        H[:T * n, T * n:] = xb
+        H[T * n:, :T * n] = xb.T
+        H[T * n:, T * n:] = Hb[:, :, n:, n:].sum((0, 1))
+        g = torch.cat([gb[:, :n].reshape(-1), gb[:, n:].sum(0)])
         return H, g
 
     def solve(self, x: torch.Tensor, betas: torch.Tensor, data: WindowData, iterations: int,

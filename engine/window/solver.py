@@ -54,8 +54,9 @@ class _Slot:
     x: np.ndarray
     optimized: bool = False
     counted: bool = False
+    judged: bool = False
     in_contact: bool = False
-    possible: bool = False
+    possible: bool | None = False
     scale: float = 1.0
 
 
@@ -69,6 +70,10 @@ class Decided:
     """Deepest hand vertex inside the object, metres (0: none; NaN: no object)."""
     vertices: np.ndarray | None = None
     """(V, 3) the hand mesh, camera frame."""
+    possible: bool | None = None
+    """Contact evidence of the last solve that saw this row (None: no object pose)."""
+    scale: float = 1.0
+    """Depth correction that evidence asked for."""
 
 
 @dataclass
@@ -98,7 +103,9 @@ class HandWindow:
         self.betas_sum = np.zeros(model.num_betas)
         self.betas_count = 0
         self.betas_mean = np.zeros(model.num_betas)
-        """Mean of the per-frame shape estimates so far: the anchor of the shape (no drift)."""
+        """Mean of the per-frame shape estimates so far: the shape until a contact has anchored it."""
+        self.size_known = False
+        """A window with contact has measured the hand's shape against the object."""
         self.offset = np.zeros(3)
         """Translation correction of the last optimized frame (window estimate minus perception)."""
         self.state = _Contact()
@@ -149,7 +156,7 @@ class HandWindow:
                 self.betas_count += 1
                 s.counted = True
         self.betas_mean = self.betas_sum / max(self.betas_count, 1)
-        if self.betas is None:
+        if self.betas is None or not self.size_known:
             self.betas = self.betas_mean.copy()
         x = np.stack([f[1] for f in fixed] + [s.x for _, s in live])
         all_rows = np.concatenate([[f[0] for f in fixed], rows]).astype(np.int64)
@@ -157,18 +164,38 @@ class HandWindow:
         data = self._data(live, fixed, all_rows)
         if self.scene is not None:
             self._contacts(live, data, x)
+        data.extras["landmark_scale"] = self._landmark_scale(x, data)
         first = not any(s.optimized for _, s in live)
         iters = cfg.first_iterations if first else cfg.iterations
         xs, betas, info = self.problem.solve(torch.as_tensor(x), torch.as_tensor(self.betas), data, iters, fixed_kp)
         self.infos.append(info)
         xs = xs.detach().numpy().astype(np.float64)
-        self.betas = betas.detach().numpy().astype(np.float64)
+        betas = betas.detach().numpy().astype(np.float64)
+        if any(s.in_contact for _, s in live):
+            # the object anchors depth in contact: what this window says of the hand's size counts
+            self.betas = betas if not self.size_known else self.betas + cfg.shape_rate * (betas - self.betas)
+            self.size_known = True
+        elif not self.size_known:
+            self.betas = betas
         for k, (_, s) in enumerate(live):
             s.x = xs[len(fixed) + k]
             s.optimized = True
         last = live[-1][1]
         self.offset = np.zeros(3)
         self.offset[:] = last.x[-3:] - last.obs.x0[-3:]
+
+    def _landmark_scale(self, x: np.ndarray, data: WindowData) -> torch.Tensor:
+        """(T,) size of the current estimate over the size of the detector's 3D keypoints, per slot."""
+        with torch.no_grad():
+            kp = self.model.pose(self.problem.params(torch.as_tensor(x, dtype=self.model.dtype),
+                                                     torch.as_tensor(self.betas, dtype=self.model.dtype)),
+                                 with_vertices=False).keypoints
+        w = data.lm_weight ** 2
+        rel = kp - kp.mean(1, keepdim=True)
+        lm = data.landmarks - data.landmarks.mean(1, keepdim=True)
+        num = (w * rel.norm(dim=-1)).sum(1)
+        den = (w * lm.norm(dim=-1)).sum(1)
+        return torch.where(den > 1e-9, num / den.clamp_min(1e-9), torch.ones_like(num))
 
     def _data(self, live, fixed, rows) -> WindowData:
         nf = len(fixed)
@@ -192,7 +219,7 @@ class HandWindow:
         data = WindowData(rows=rows, fixed=nf, uv=torch.as_tensor(uv, dtype=dt), conf=torch.as_tensor(conf, dtype=dt),
                           landmarks=torch.as_tensor(lm, dtype=dt), lm_weight=torch.as_tensor(lmw, dtype=dt),
                           K=torch.as_tensor(self.K, dtype=dt), vertex_ids=self.vertex_ids,
-                          betas_prior=torch.as_tensor(self.betas_mean, dtype=dt))
+                          betas_prior=torch.as_tensor(self.betas, dtype=dt))
         if self.scene is not None:
             data.T_cam_obj = torch.as_tensor(Tco)
             data.sdf = self.scene.sdf
@@ -210,12 +237,14 @@ class HandWindow:
         flags = []
         prev = self.state.in_contact
         for k, (_, s) in enumerate(live):
+            was = s.in_contact if s.optimized else prev
+            prev = was
             T = s.obs.T_cam_obj
             if T is None:
-                s.possible, s.scale = False, 1.0
-            else:
-                ev = scene.evidence(verts[k], self.K, T, ccfg, was_in_contact=prev)
-                s.possible, s.scale = ev.possible, ev.scale
+                s.possible, s.scale = None, 1.0  # no object pose: no evidence either way
+            elif not s.judged:  # evidence once per frame, when it enters the window
+                ev = scene.evidence(verts[k], self.K, T, ccfg, was_in_contact=was)
+                s.possible, s.scale, s.judged = ev.possible, ev.scale, True
             flags.append(s.possible)
         labels = label_window(self.state, [self.first_row + i for i, _ in live], flags, ccfg)
         c_slot, c_vert, c_target = [], [], []
@@ -273,10 +302,12 @@ class HandWindow:
             if slot.in_contact:
                 hand.contact_points = points
         self.fixed.append((row, x.copy(), kp))
-        return Decided(row, hand, pen, verts)
+        return Decided(row, hand, pen, verts, slot.possible, slot.scale)
 
-    def _advance_contact(self, label: bool, possible: bool) -> None:
+    def _advance_contact(self, label: bool, possible: bool | None) -> None:
         st = self.state
+        if possible is None:
+            return
         if label != st.in_contact:
             st.in_contact, st.run = label, 0
         elif possible != label:
@@ -285,7 +316,7 @@ class HandWindow:
             st.run = 0
 
 
-def label_window(state: _Contact, rows: list[int], possible: list[bool], cfg: ContactConfig) -> list[bool]:
+def label_window(state: _Contact, rows: list[int], possible: list[bool | None], cfg: ContactConfig) -> list[bool]:
     """Contact labels of a window's rows by hysteresis, continuing the decided rows' ``state``.
 
     A run of ``onset_frames`` possible rows starts a contact at the run's first row
@@ -299,6 +330,9 @@ def label_window(state: _Contact, rows: list[int], possible: list[bool], cfg: Co
         if prev_row is not None and r != prev_row + 1:
             run = 0  # a gap (the hand was not seen) breaks a run
         prev_row = r
+        if p is None:  # no evidence: the state holds, a run neither grows nor breaks
+            labels.append(c)
+            continue
         if p != c:
             if run == 0:
                 start = k

@@ -1,0 +1,179 @@
+"""Contact evidence (SDF distance at the best depth correction) and the hysteresis labeler (streaming == batch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from inscene.engine.config import ContactConfig
+from inscene.engine.contact.detection import ContactLabeler, contact_evidence, label_sequence
+from inscene.engine.contact.lifting import contact_candidates
+from inscene.kernels import RayCaster, sdf_grid
+
+K = np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]])
+R_SPHERE = 0.04
+WIDE = ContactConfig(max_depth_scale=0.2)  # explicit: the tests do not depend on the default range
+
+
+@pytest.fixture(scope="module")
+def sphere():
+    mesh = trimesh.creation.icosphere(subdivisions=4, radius=R_SPHERE)
+    return sdf_grid(mesh, cache=False), RayCaster(mesh)
+
+
+def _rotation_to(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Rotation taking unit a to unit b."""
+    v, c = np.cross(a, b), float(a @ b)
+    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + vx + vx @ vx / (1 + c)
+
+
+@pytest.fixture(scope="module")
+def touching(anny_right):
+    """A flat anny hand, back to the camera, its palm touching a sphere behind it (camera frame).
+
+    Returns vertices (V, 3), candidates, T_cam_obj."""
+    model = anny_right
+    with torch.no_grad():
+        v = model.pose(model.zero_params(1)).vertices[0].numpy()
+        n = model.vertex_normals(torch.as_tensor(v)[None])[0].numpy()
+    palm = model.regions["palm"].numpy()
+    n_palm = n[palm].mean(0)
+    n_palm /= np.linalg.norm(n_palm)
+    centre = v[palm][np.argmin(np.linalg.norm(v[palm] - v[palm].mean(0), axis=1))]
+    R = _rotation_to(n_palm, np.array([0.0, 0.0, 1.0]))  # palm faces away from the camera
+    v = (v - centre) @ R.T + (0.0, 0.0, 0.45)
+    cand = contact_candidates(model)
+    # slide the sphere along +z until it just touches the nearest candidate
+    rel = v[cand] - (0.0, 0.0, 0.45)
+    lateral2 = rel[:, 0] ** 2 + rel[:, 1] ** 2
+    near = lateral2 < R_SPHERE ** 2
+    t = np.max(rel[near, 2] + np.sqrt(R_SPHERE ** 2 - lateral2[near]))
+    T = np.eye(4)
+    T[:3, 3] = (0.0, 0.0, 0.45 + t)
+    return v, cand, T
+
+
+def test_touching_hand_is_possible(touching, sphere):
+    v, cand, T = touching
+    grid, caster = sphere
+    ev = contact_evidence(v, cand, K, T, grid, caster, WIDE)
+    assert ev.possible and ev.overlap >= 20
+    assert ev.distance < 0.002 and ev.penetration < 0.002 and abs(ev.scale - 1) < 0.01
+
+
+def test_depth_scaled_hand_is_corrected(touching, sphere):
+    """Scaled by 1.1 about the camera centre (same 2D projection): possible, at scale ~ 1 / 1.1."""
+    v, cand, T = touching
+    grid, caster = sphere
+    for factor in (1.1, 1 / 1.1):
+        ev = contact_evidence(v * factor, cand, K, T, grid, caster, WIDE)
+        assert ev.possible and ev.distance < 0.002
+        assert abs(ev.scale * factor - 1) < 0.005
+    # nearer the camera than the allowed correction explains: not possible, at the largest correction
+    ev = contact_evidence(v / 1.1, cand, K, T, grid, caster, ContactConfig(max_depth_scale=0.05))
+    assert not ev.possible and ev.scale == pytest.approx(1.05) and ev.distance > 0.015
+    # pushed into the object: still possible (inside counts as touching), pulled back out
+    ev = contact_evidence(v * 1.05, cand, K, T, grid, caster, WIDE)
+    assert ev.possible and ev.penetration < 0.002 and abs(ev.scale * 1.05 - 1) < 0.005
+
+
+def test_hand_away_is_not_possible(touching, sphere):
+    v, cand, T = touching
+    grid, caster = sphere
+    config = ContactConfig(max_depth_scale=0.05)
+    # 5 cm towards the camera: more than a 5 % depth correction can explain (with 20 % it can: scale ~ 1.11)
+    ev = contact_evidence(v - (0, 0, 0.05), cand, K, T, grid, caster, config)
+    assert not ev.possible and ev.distance > 0.02 and ev.overlap >= 20
+    ev = contact_evidence(v - (0, 0, 0.05), cand, K, T, grid, caster, WIDE)
+    assert ev.possible and ev.scale == pytest.approx(0.45 / 0.40, abs=0.01)
+    # 12 cm sideways: off the object in the image and far from it at any allowed depth
+    ev = contact_evidence(v + (0.12, 0, 0), cand, K, T, grid, caster, WIDE)
+    assert not ev.possible and ev.overlap == 0 and ev.distance > 0.03
+
+
+def test_hysteresis_thresholds_and_mask(touching, sphere):
+    v, cand, T = touching
+    grid, caster = sphere
+    config = ContactConfig(max_depth_scale=0.0)
+    gap = v - (0, 0, 0.01)  # 1 cm off: between on_distance (8 mm) and off_distance (15 mm)
+    assert not contact_evidence(gap, cand, K, T, grid, caster, config).possible
+    assert contact_evidence(gap, cand, K, T, grid, caster, config, was_in_contact=True).possible
+    # a mask: the evidence counts mask overlap instead of ray hits
+    empty = np.zeros((480, 640), bool)
+    ev = contact_evidence(v, cand, K, T, grid, caster, config, mask=empty)
+    assert ev.overlap == 0 and not ev.possible and ev.distance < 0.002
+    full = contact_evidence(v, cand, K, T, grid, caster, config, mask=~empty)
+    assert full.overlap == len(cand) and full.possible
+    with pytest.raises(ValueError, match="vertices"):
+        contact_evidence(v[:, :2], cand, K, T, grid, caster, config)
+
+
+# ------------------------------------------------------------------ labeler
+def test_batch_labels_hysteresis_and_dating():
+    c = ContactConfig(onset_frames=3, release_frames=2)
+    P, N = True, False
+    seq = [N, P, P, N, P, P, P, P, N, P, N, N, N, P, None, P, P, P]
+    in_contact, onset, release = label_sequence(seq, c)
+    expect = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1]
+    assert in_contact.astype(int).tolist() == expect
+    assert np.flatnonzero(onset).tolist() == [4, 15] and np.flatnonzero(release).tolist() == [10]
+    # a clip ending in a short run keeps the state
+    assert not label_sequence([P, P], c)[0].any()
+    assert label_sequence([P, P, P, N], c)[0].tolist() == [True] * 4
+
+
+def _stream(seq, config, lag, first_row=0, copy_every=0):
+    lab = ContactLabeler(config, first_row)
+    out = []
+    for i, p in enumerate(seq):
+        lab.push(first_row + i, p)
+        if copy_every and i % copy_every == 0:  # a re-run from a saved state gives the same results
+            saved = lab.state()
+            if i + 1 < len(seq):
+                lab.push(first_row + i + 1, not p)
+            lab.restore(saved)
+        upto = first_row + i + 1 - lag
+        if upto > first_row:
+            pending = lab.labels(range(max(first_row, upto - 1), first_row + i + 1))
+            assert len(pending) >= 1
+            out += lab.decide(upto)
+    out += lab.decide(first_row + len(seq), final=True)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_streaming_equals_batch(seed):
+    rng = np.random.default_rng(seed)
+    config = ContactConfig(onset_frames=int(rng.integers(1, 6)), release_frames=int(rng.integers(1, 6)))
+    n = int(rng.integers(0, 80))
+    seq = [None if r < 0.1 else bool(r < 0.1 + rng.random() * 0.9) for r in rng.random(n)]
+    seq = [x if rng.random() > 0.5 else (seq[i - 1] if i else x) for i, x in enumerate(seq)]  # longer runs
+    in_contact, onset, release = label_sequence(seq, config)
+    lag = max(config.onset_frames, config.release_frames) - 1 + int(rng.integers(0, 3))
+    first = int(rng.integers(0, 100))
+    out = _stream(seq, config, lag, first_row=first, copy_every=int(rng.integers(0, 4)))
+    assert [r for r, *_ in out] == list(range(first, first + n))
+    assert [x[1] for x in out] == in_contact.tolist()
+    assert [x[2] for x in out] == onset.tolist()
+    assert [x[3] for x in out] == release.tolist()
+
+
+def test_labeler_needs_lookahead_and_order():
+    config = ContactConfig(onset_frames=3, release_frames=3)
+    lab = ContactLabeler(config)
+    for r, p in enumerate([False, True, True]):
+        lab.push(r, p)
+    assert lab.decide(1) == [(0, False, False, False)]
+    assert lab.labels([1, 2]) == {1: False, 2: False}  # provisional
+    with pytest.raises(ValueError, match="1 more frame"):
+        lab.decide(2)
+    snapshot = lab.copy()
+    lab.push(3, True)  # the run qualifies: dated back to row 1
+    assert lab.labels([1, 2, 3]) == {1: True, 2: True, 3: True}
+    assert lab.decide(4) == [(1, True, True, False), (2, True, False, False), (3, True, False, False)]
+    snapshot.push(3, None)  # the copy is independent
+    assert snapshot.decide(4) == [(1, False, False, False), (2, False, False, False), (3, False, False, False)]
+    with pytest.raises(ValueError, match="expected row 4"):
+        lab.push(7, True)
