@@ -138,9 +138,9 @@ class WindowConfig:
     """Run the window after the per-frame fit (off: the per-frame fit is the result)."""
     size: int = 12
     """Frames in the window (W)."""
-    stride: int = 4
-    """Frames the window advances per solve; a frame is final W - stride frames after it arrived."""
-    iterations: int = 3
+    stride: int = 6
+    """Frames the window advances per solve; a frame is decided W - stride to W - 1 frames after it arrived."""
+    iterations: int = 2
     """Levenberg-Marquardt iterations per window (warm-started from the previous window)."""
     first_iterations: int = 8
     """Iterations of the first window of a hand track (cold)."""
@@ -239,8 +239,8 @@ class GraspConfig:
     """Approach buffer per hand, seconds: older frames without a contact onset are finalized as they are."""
     prior: str = "minimum_jerk"
     """Human-motion prior of the approach: minimum_jerk (Flash & Hogan wrist path + aperture profile)."""
-    retreat: bool = True
-    """Also re-solve the retreat after a release."""
+    retreat: bool = False
+    """Also re-solve the retreat after a release (off by default: on the synthetic suite it made the retreat worse)."""
 
     def __post_init__(self) -> None:
         _check(self.buffer_s > 0, "grasp.buffer_s", self.buffer_s, "must be > 0")

@@ -116,9 +116,11 @@ def test_batch_labels_hysteresis_and_dating():
     P, N = True, False
     seq = [N, P, P, N, P, P, P, P, N, P, N, N, N, P, None, P, P, P]
     in_contact, onset, release = label_sequence(seq, c)
+    # None (no evidence) holds the state and restarts the run: the contact starts at 15, not 13
     expect = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1]
     assert in_contact.astype(int).tolist() == expect
     assert np.flatnonzero(onset).tolist() == [4, 15] and np.flatnonzero(release).tolist() == [10]
+    assert label_sequence([P, P, P, None, None, None, N], c)[0].tolist() == [True] * 7  # no evidence: held
     # a clip ending in a short run keeps the state
     assert not label_sequence([P, P], c)[0].any()
     assert label_sequence([P, P, P, N], c)[0].tolist() == [True] * 4

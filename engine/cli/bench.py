@@ -15,6 +15,8 @@ BENCHES: dict[str, str] = {
     "synthhands": "inscene.bench.synthhands",
     "accuracy": "inscene.bench.accuracy.cli",
     "latency": "inscene.bench.latency",
+    "coffee": "inscene.bench.coffee",
+    "grasp": "inscene.bench.grasp",
 }
 
 

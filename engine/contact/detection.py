@@ -132,25 +132,25 @@ def label_sequence(possible: list[bool | None], config: ContactConfig) -> tuple[
     """Offline contact labels of a whole clip (the batch twin of :class:`ContactLabeler`).
 
     Args:
-        possible: (T,) per-frame flags; None (hand missing) counts as not possible.
+        possible: (T,) per-frame flags; None means no evidence (e.g. no object pose): the
+            state holds and a run of opposing flags starts over.
     Returns:
         in_contact (T,) bool, onset (T,) bool (first frame of each contact),
         release (T,) bool (first frame after each contact).
     """
-    flags = np.array([bool(x) for x in possible], dtype=bool)
-    n = len(flags)
+    n = len(possible)
     in_contact = np.zeros(n, bool)
-    state = False
-    start = 0
-    while start < n:  # maximal runs of equal flags
-        end = start
-        while end < n and flags[end] == flags[start]:
-            end += 1
-        need = config.release_frames if state else config.onset_frames
-        if flags[start] != state and end - start >= need:
-            state = bool(flags[start])
-        in_contact[start:end] = state
-        start = end
+    state, run = False, []  # rows of the current run of flags opposing the state
+    for i, p in enumerate(possible):
+        in_contact[i] = state
+        if p is None or bool(p) == state:
+            run = []
+            continue
+        run.append(i)
+        if len(run) >= (config.release_frames if state else config.onset_frames):
+            state = bool(p)
+            in_contact[run[0]:i + 1] = state
+            run = []
     before = np.concatenate([[False], in_contact[:-1]])
     return in_contact, in_contact & ~before, ~in_contact & before
 
@@ -169,8 +169,8 @@ class ContactLabeler:
         self._first = first_row  # first undecided row
         self._state = False  # contact state after the last pushed frame (flips when a run qualifies)
         self._before = False  # label of the row before ``_first`` (for onset/release of the first undecided row)
-        self._run_start: int = first_row  # first row of the run of equal flags that the last pushed row ends
-        self._run_value: bool | None = None
+        self._run_start: int = first_row  # first row of the current run of flags opposing the state
+        self._run_len = 0  # flags in that run (rows without evidence inside it not counted)
         self._labels: list[bool] = []  # labels of rows _first .. _next - 1 (provisional for an open short run)
 
     @property
@@ -179,27 +179,29 @@ class ContactLabeler:
         return max(self.onset_frames, self.release_frames) - 1
 
     def push(self, row: int, possible: bool | None) -> None:
-        """Add the flag of frame ``row`` (None: hand missing, counts as not possible)."""
+        """Add the flag of frame ``row`` (None: no evidence; the state holds and a run starts over)."""
         if row != self._next:
             raise ValueError(f"contact labeler: expected row {self._next}, got {row}; push every frame once, in order")
-        flag = bool(possible)
-        if flag != self._run_value:
-            self._run_start, self._run_value = row, flag
         self._labels.append(self._state)
         self._next += 1
-        need = self.release_frames if self._state else self.onset_frames
-        if flag != self._state and self._next - self._run_start == need:
+        if possible is None or bool(possible) == self._state:
+            self._run_len = 0
+            return
+        flag = bool(possible)
+        if self._run_len == 0:
+            self._run_start = row
+        self._run_len += 1
+        if self._run_len >= (self.release_frames if self._state else self.onset_frames):
             if self._run_start < self._first:
                 raise RuntimeError("contact labeler: a decided row would change; decide with more look-ahead")
             self._state = flag
+            self._run_len = 0
             for r in range(self._run_start, self._next):
                 self._labels[r - self._first] = flag
 
     def _pending_from(self) -> int:
         """First row whose label may still change (``_next`` if none)."""
-        if self._run_value != self._state and self._run_start < self._next:
-            return self._run_start
-        return self._next
+        return self._run_start if self._run_len > 0 else self._next
 
     def labels(self, rows: Iterable[int]) -> dict[int, bool]:
         """Current (provisional for the last few) labels of pushed, undecided ``rows``."""

@@ -20,6 +20,10 @@ from inscene.models.hands.jacobian import keypoints_and_jacobian
 from inscene.models.hands.params import HandParams
 
 from ..costs.base import Block, CostTerm, Evaluation, WindowData
+from .banded import BANDWIDTH, BandedSystem
+
+ACTIVE_MARGIN = 0.005
+"""Sampled vertices closer than this to the object's surface (metres) get Jacobian rows."""
 
 
 @dataclass
@@ -66,10 +70,8 @@ class WindowProblem:
             kp, jk = keypoints_and_jacobian(model, p)
             jk = jk[..., self._perm]
             if self.needs_vertices:
-                from inscene.models.hands.jacobian import vertices_and_jacobian
-
-                verts, vjac = vertices_and_jacobian(model, p, data.vertex_ids)
-                vjac = vjac[..., self._perm]
+                verts = model.pose(p, with_vertices=True).vertices[:, data.vertex_ids]
+                vjac = self._vertex_jacobian(p, verts, data)
         else:
             jk = None
             out = model.pose(p, with_vertices=self.needs_vertices)
@@ -87,6 +89,34 @@ class WindowProblem:
                 vjac[:f] = 0
         return Evaluation(x=x, betas=betas, kp=kp, kp_jac=jk, verts=verts, verts_jac=vjac, pose=p.hand_pose)
 
+    def _vertex_jacobian(self, p: HandParams, verts: torch.Tensor, data: WindowData) -> torch.Tensor:
+        """(T, M, 3, L) Jacobian of the sampled vertices, computed only for the active ones.
+
+        Active: the vertices of lifted contacts and those within ``ACTIVE_MARGIN`` of the
+        object's surface (or inside it) in some slot; the others have no residual in the
+        contact and penetration terms, so their rows stay zero.
+        """
+        from inscene.models.hands.jacobian import vertices_and_jacobian
+
+        T, M = verts.shape[:2]
+        active = torch.zeros(M, dtype=torch.bool)
+        if data.contact_vertex is not None and len(data.contact_vertex):
+            active[data.contact_vertex] = True
+        if data.sdf is not None and data.T_cam_obj is not None:
+            Tco = data.T_cam_obj.to(torch.float64)
+            ok = torch.isfinite(Tco).flatten(1).all(1)
+            if ok.any():
+                R, o = Tco[ok, :3, :3], Tco[ok, :3, 3]
+                local = torch.einsum("gyx,gmy->gmx", R, verts[ok].to(torch.float64) - o[:, None])
+                d, _ = data.sdf.lookup(local.reshape(-1, 3).numpy(), gradient=False)
+                active |= torch.from_numpy((np.asarray(d).reshape(-1, M) < ACTIVE_MARGIN).any(0))
+        jac = verts.new_zeros(T, M, 3, self.n + self.S)
+        if active.any():
+            ids = data.vertex_ids[active]
+            _, j = vertices_and_jacobian(self.model, p, ids)
+            jac[:, active] = j[..., self._perm]
+        return jac
+
     # ---------------------------------------------------------------- solving
     def blocks(self, ev: Evaluation, data: WindowData, jacobian: bool) -> list[tuple[str, Block]]:
         out = []
@@ -96,43 +126,47 @@ class WindowProblem:
                 out.append((t.name, b))
         return out
 
-    def assemble(self, blocks: list[tuple[str, Block]], T: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normal equations ``H`` (T n + S, T n + S) and gradient ``g`` (float64) from the blocks.
+    def assemble_banded(self, blocks: list[tuple[str, Block]], T: int) -> BandedSystem:
+        """Normal equations of the blocks in block-banded storage (float64).
 
-        Each block's ``J^T J`` is one batched product over its residual groups; the
-        (slot, slot) pieces are summed into a (T, T, L, L) block matrix whose shape
-        columns are then folded into the shared ``betas`` block.
+        Each block's ``J^T J`` is one batched product over its residual groups; its
+        (slot a, slot b >= a) pieces are summed into the band, the shape columns into
+        the border and the corner.
         """
         n, S = self.n, self.S
         L = n + S
-        Hb = torch.zeros(T * T, L, L, dtype=torch.float64)
-        gb = torch.zeros(T, L, dtype=torch.float64)
-        for _, b in blocks:
+        W = BANDWIDTH + 1
+        band = torch.zeros(T * W, n, n, dtype=torch.float64)
+        border = torch.zeros(T, n, S, dtype=torch.float64)
+        corner = torch.zeros(S, S, dtype=torch.float64)
+        g = torch.zeros(T, L, dtype=torch.float64)
+        for name, b in blocks:
             B, k, R, _ = b.jac.shape
-            J = b.jac.to(torch.float64).permute(0, 2, 1, 3).reshape(B, R, k * L)
-            r = b.res.to(torch.float64)
-            jtj = torch.bmm(J.transpose(1, 2), J).reshape(B, k, L, k, L).permute(0, 1, 3, 2, 4)  # (B, k, k, L, L)
-            jtr = torch.bmm(J.transpose(1, 2), r[:, :, None]).reshape(B, k, L)
-            pair = (b.slots[:, :, None] * T + b.slots[:, None, :]).reshape(-1)
-            Hb.index_add_(0, pair, jtj.reshape(-1, L, L))
-            gb.index_add_(0, b.slots.reshape(-1), jtr.reshape(-1, L))
-        Hb = Hb.reshape(T, T, L, L)
-        N = T * n + S
-        H = torch.empty(N, N, dtype=torch.float64)
-        H[:T * n, :T * n] = Hb[:, :, :n, :n].permute(0, 2, 1, 3).reshape(T * n, T * n)
-        xb = Hb[:, :, :n, n:].sum(1).reshape(T * n, S)
-        H[:T * n, T * n:] = xb
-        H[T * n:, :T * n] = xb.T
-        H[T * n:, T * n:] = Hb[:, :, n:, n:].sum((0, 1))
-        g = torch.cat([gb[:, :n].reshape(-1), gb[:, n:].sum(0)])
-        return H, g
+            # products in the model's dtype (float32 by default: sums of at most a few hundred
+            # terms), accumulated in float64
+            J = b.jac.permute(0, 2, 1, 3).reshape(B, R, k * L)
+            jtj = torch.bmm(J.transpose(1, 2), J).to(torch.float64).reshape(B, k, L, k, L).permute(0, 1, 3, 2, 4)
+            jtr = torch.bmm(J.transpose(1, 2), b.res.to(J.dtype)[:, :, None]).to(torch.float64).reshape(B, k, L)
+            g.index_add_(0, b.slots.reshape(-1), jtr.reshape(-1, L))
+            corner += jtj[..., n:, n:].sum((0, 1, 2))
+            border.index_add_(0, b.slots.reshape(-1), jtj[..., :n, n:].sum(2).reshape(-1, n, S))
+            off = b.slots[:, None, :] - b.slots[:, :, None]  # (B, k, k): b - a
+            keep = off >= 0
+            if int(off.max()) > BANDWIDTH:
+                raise ValueError(f"cost term '{name}' couples slots more than {BANDWIDTH} apart")
+            pos = (b.slots[:, :, None] * W + off)[keep]
+            band.index_add_(0, pos, jtj[..., :n, :n][keep])
+        return BandedSystem(band.reshape(T, W, n, n), border, corner, g[:, :n], g[:, n:].sum(0))
+
+    def assemble(self, blocks: list[tuple[str, Block]], T: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dense normal equations ``H`` (T n + S, T n + S) and gradient ``g`` (shape last), for checks."""
+        return self.assemble_banded(blocks, T).to_dense()
 
     def solve(self, x: torch.Tensor, betas: torch.Tensor, data: WindowData, iterations: int,
               fixed_kp: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, SolveInfo]:
         """Levenberg-Marquardt from ``x`` (T, n), ``betas`` (S,); the first ``data.fixed`` slots stay put."""
         T, n, S = x.shape[0], self.n, self.S
         f = data.fixed
-        free = torch.cat([torch.arange(f * n, T * n), T * n + torch.arange(S)])
         x = x.to(self.model.dtype).clone()
         betas = betas.to(self.model.dtype).clone()
         lam = self.damping
@@ -142,30 +176,27 @@ class WindowProblem:
         blocks = self.blocks(ev, data, True)
         cost0 = cost = float(sum(b.cost for _, b in blocks))
         accepted = 0
-        for _ in range(iterations):
-            H, g = self.assemble(blocks, T)
-            H, g = H[free][:, free], g[free]
-            diag = torch.diagonal(H)
-            A = H + torch.diag(lam * diag + 1e-6)
-            L, info = torch.linalg.cholesky_ex(A)
-            if int(info) != 0:
+        for it in range(iterations):
+            if blocks[0][1].jac is None:  # the last accepted step was evaluated without Jacobians
+                ev = self.evaluate(x, betas, data, True, fixed_kp)
+                blocks = self.blocks(ev, data, True)
+            step = self.assemble_banded(blocks, T).solve(f, lam)
+            if step is None:
                 lam *= 10.0
                 continue
-            step = torch.cholesky_solve(-g[:, None], L)[:, 0]
-            full = torch.zeros(T * n + S, dtype=torch.float64)
-            full[free] = step
-            x_new = x + full[:T * n].reshape(T, n).to(x)
-            b_new = betas + full[T * n:].to(betas)
-            cand = self.evaluate(x_new, b_new, data, False, fixed_kp)
-            cost_new = float(sum(b.cost for _, b in self.blocks(cand, data, False)))
+            x_new = x + step[0].to(x)
+            b_new = betas + step[1].to(betas)
+            # the trial point is evaluated with Jacobians unless it is the last iteration: an
+            # accepted step (the common case) then needs no second evaluation; the robust
+            # weights stay those of the window's start
+            last = it == iterations - 1
+            cand = self.evaluate(x_new, b_new, data, not last, fixed_kp)
+            cand_blocks = self.blocks(cand, data, not last)
+            cost_new = float(sum(b.cost for _, b in cand_blocks))
             if cost_new < cost:
                 x, betas, accepted = x_new, b_new, accepted + 1
                 lam = max(lam * 0.3, 1e-7)
-                ev = self.evaluate(x, betas, data, True, fixed_kp)
-                for t in self.terms:
-                    t.prepare(ev, data)
-                blocks = self.blocks(ev, data, True)
-                cost = float(sum(b.cost for _, b in blocks))
+                blocks, cost = cand_blocks, cost_new
             else:
                 lam = min(lam * 5.0, 1e7)
         terms = {name: float(b.cost) for name, b in blocks}

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..config import ContactConfig, WindowConfig
+from ..contact.detection import ContactLabeler
 from ..costs.base import WindowData
 from .objective import build_terms
 from .problem import SolveInfo, WindowProblem
@@ -53,8 +54,8 @@ class _Slot:
     obs: Observation
     x: np.ndarray
     optimized: bool = False
-    counted: bool = False
-    judged: bool = False
+    verts: np.ndarray | None = None
+    """(V, 3) the mesh at the estimate the contact evidence was judged on."""
     in_contact: bool = False
     possible: bool | None = False
     scale: float = 1.0
@@ -76,14 +77,6 @@ class Decided:
     """Depth correction that evidence asked for."""
 
 
-@dataclass
-class _Contact:
-    """Contact state of the decided rows: the label of the last decided row and its opposing run."""
-
-    in_contact: bool = False
-    run: int = 0
-
-
 class HandWindow:
     """The window of one hand side (``push`` rows, get decided rows back)."""
 
@@ -99,16 +92,18 @@ class HandWindow:
         self.fixed: deque[tuple[int, np.ndarray, np.ndarray]] = deque(maxlen=2)
         """(row, x, keypoints) of the last decided rows (fixed slots of the next window)."""
         self.betas: np.ndarray | None = None
-        """The hand's shape (one per hand over time), as the last solve left it."""
-        self.betas_sum = np.zeros(model.num_betas)
-        self.betas_count = 0
-        self.betas_mean = np.zeros(model.num_betas)
-        """Mean of the per-frame shape estimates so far: the shape until a contact has anchored it."""
+        """The hand's shape (one per hand over time): the model's mean shape until windows with
+        contact have measured it against the object (then a running estimate)."""
+        self.solved_betas: np.ndarray | None = None
+        """The shape of the last solve (the decided frames were fitted with it)."""
         self.size_known = False
         """A window with contact has measured the hand's shape against the object."""
         self.offset = np.zeros(3)
         """Translation correction of the last optimized frame (window estimate minus perception)."""
-        self.state = _Contact()
+        self.labeler: ContactLabeler | None = None
+        """Contact labels with hysteresis over the rows (one flag per row, when it enters the window)."""
+        self.judged_upto: int | None = None
+        """Rows below this have their contact flag pushed to the labeler."""
         self.infos: list[SolveInfo] = []
         self.vertex_ids = torch.as_tensor(scene.vertex_ids if scene is not None else np.zeros(0, np.int64))
 
@@ -131,17 +126,23 @@ class HandWindow:
         """Decide every row still held."""
         out = []
         while self.slots:
-            out += self._solve_and_decide(min(self.config.stride, len(self.slots)))
+            count = min(self.config.stride, len(self.slots))
+            out += self._solve_and_decide(count, final=count == len(self.slots))
         return out
 
     # --------------------------------------------------------------- solve
-    def _solve_and_decide(self, count: int) -> list[Decided]:
+    def _solve_and_decide(self, count: int, final: bool = False) -> list[Decided]:
         live = [(i, s) for i, s in enumerate(self.slots) if s is not None]
         if live:
             self._solve(live)
+        labels = {}
+        if self.labeler is not None:
+            self._judge()  # rows without a hand still need their (empty) flag
+            labels = {r: (c, on, off) for r, c, on, off in self.labeler.decide(self.first_row + count, final=final)}
         out = []
         for i in range(count):
-            out.append(self._decide(self.first_row + i, self.slots[i]))
+            row = self.first_row + i
+            out.append(self._decide(row, self.slots[i], labels.get(row, (False, False, False))))
         self.slots = self.slots[count:]
         self.first_row += count
         return out
@@ -150,14 +151,10 @@ class HandWindow:
         cfg = self.config
         rows = np.array([self.first_row + i for i, _ in live])
         fixed = [f for f in self.fixed if f[0] >= rows[0] - 2 and f[0] < rows[0]]
-        for _, s in live:
-            if not s.optimized and not s.counted:
-                self.betas_sum += s.obs.betas0
-                self.betas_count += 1
-                s.counted = True
-        self.betas_mean = self.betas_sum / max(self.betas_count, 1)
-        if self.betas is None or not self.size_known:
-            self.betas = self.betas_mean.copy()
+        if self.betas is None:
+            # the model's mean shape: monocular perception cannot tell the hand's size (the
+            # detector's 3D keypoints guess it); contacts with the object measure it
+            self.betas = np.zeros(self.model.num_betas)
         x = np.stack([f[1] for f in fixed] + [s.x for _, s in live])
         all_rows = np.concatenate([[f[0] for f in fixed], rows]).astype(np.int64)
         fixed_kp = torch.as_tensor(np.stack([f[2] for f in fixed])) if fixed else None
@@ -171,12 +168,11 @@ class HandWindow:
         self.infos.append(info)
         xs = xs.detach().numpy().astype(np.float64)
         betas = betas.detach().numpy().astype(np.float64)
+        self.solved_betas = betas
         if any(s.in_contact for _, s in live):
             # the object anchors depth in contact: what this window says of the hand's size counts
             self.betas = betas if not self.size_known else self.betas + cfg.shape_rate * (betas - self.betas)
             self.size_known = True
-        elif not self.size_known:
-            self.betas = betas
         for k, (_, s) in enumerate(live):
             s.x = xs[len(fixed) + k]
             s.optimized = True
@@ -234,19 +230,11 @@ class HandWindow:
             out = self.model.pose(self.problem.params(xs, torch.as_tensor(self.betas, dtype=self.model.dtype)))
             verts = out.vertices.double().numpy()
             normals = self.model.vertex_normals(out.vertices).double().numpy()
-        flags = []
-        prev = self.state.in_contact
         for k, (_, s) in enumerate(live):
-            was = s.in_contact if s.optimized else prev
-            prev = was
-            T = s.obs.T_cam_obj
-            if T is None:
-                s.possible, s.scale = None, 1.0  # no object pose: no evidence either way
-            elif not s.judged:  # evidence once per frame, when it enters the window
-                ev = scene.evidence(verts[k], self.K, T, ccfg, was_in_contact=was)
-                s.possible, s.scale, s.judged = ev.possible, ev.scale, True
-            flags.append(s.possible)
-        labels = label_window(self.state, [self.first_row + i for i, _ in live], flags, ccfg)
+            s.verts = verts[k]
+        self._judge()
+        labels = self.labeler.labels([self.first_row + i for i, _ in live])
+        labels = [labels[self.first_row + i] for i, _ in live]
         c_slot, c_vert, c_target = [], [], []
         in_contact = np.zeros(len(data.rows), bool)
         for k, ((_, s), lab) in enumerate(zip(live, labels)):
@@ -275,27 +263,46 @@ class HandWindow:
             data.contact_vertex = torch.as_tensor(np.concatenate(c_vert))
             data.contact_target = torch.as_tensor(np.concatenate(c_target), dtype=self.model.dtype)
 
+    def _judge(self) -> None:
+        """Push the contact flag of every row not yet judged (evidence once per row, when it is first solved)."""
+        if self.labeler is None:
+            self.labeler = ContactLabeler(self.contact_cfg, self.first_row)
+            self.judged_upto = self.first_row
+        prev = False
+        if self.judged_upto > self.first_row:
+            prev = self.labeler.labels([self.judged_upto - 1])[self.judged_upto - 1]
+        for i in range(self.judged_upto - self.first_row, len(self.slots)):
+            s = self.slots[i]
+            flag = None  # no hand or no object pose: no evidence
+            if s is not None and s.obs.T_cam_obj is not None and s.verts is not None:
+                ev = self.scene.evidence(s.verts, self.K, s.obs.T_cam_obj, self.contact_cfg, was_in_contact=prev)
+                flag, s.possible, s.scale = ev.possible, ev.possible, ev.scale
+            elif s is not None:
+                s.possible = None
+            row = self.first_row + i
+            self.labeler.push(row, flag)
+            prev = self.labeler.labels([row])[row]
+            self.judged_upto = row + 1
+
     # -------------------------------------------------------------- decide
-    def _decide(self, row: int, slot: _Slot | None) -> Decided:
+    def _decide(self, row: int, slot: _Slot | None, label: tuple[bool, bool, bool]) -> Decided:
         if slot is None:
-            self._advance_contact(False, False)
             return Decided(row, None)
         x = slot.x
-        betas = self.betas
+        betas = self.solved_betas  # the shape the frame was solved with
         with torch.no_grad():
             p = self.problem.params(torch.as_tensor(x[None], dtype=self.model.dtype),
                                     torch.as_tensor(betas, dtype=self.model.dtype))
             out = self.model.pose(p, with_vertices=True)
         kp = out.keypoints[0].double().numpy()
         verts = out.vertices[0].double().numpy()
-        was = self.state.in_contact
-        self._advance_contact(slot.in_contact, slot.possible)
+        in_contact, onset, release = label
+        slot.in_contact = in_contact
         P = self.problem.P
         o = slot.obs
         hand = WindowHand(side=self.model.side, global_orient=x[:3].copy(), hand_pose=x[3:3 + 3 * P].reshape(P, 3),
                           betas=betas.copy(), transl=x[-3:].copy(), keypoints=kp, keypoints2d=o.uv.copy(),
-                          confidence=o.conf.copy(), in_contact=slot.in_contact,
-                          onset=slot.in_contact and not was, release=was and not slot.in_contact)
+                          confidence=o.conf.copy(), in_contact=in_contact, onset=onset, release=release)
         pen = float("nan")
         if self.scene is not None and o.T_cam_obj is not None:
             pen, points = self.scene.penetration_and_contacts(verts, o.T_cam_obj)
@@ -303,47 +310,3 @@ class HandWindow:
                 hand.contact_points = points
         self.fixed.append((row, x.copy(), kp))
         return Decided(row, hand, pen, verts, slot.possible, slot.scale)
-
-    def _advance_contact(self, label: bool, possible: bool | None) -> None:
-        st = self.state
-        if possible is None:
-            return
-        if label != st.in_contact:
-            st.in_contact, st.run = label, 0
-        elif possible != label:
-            st.run += 1
-        else:
-            st.run = 0
-
-
-def label_window(state: _Contact, rows: list[int], possible: list[bool | None], cfg: ContactConfig) -> list[bool]:
-    """Contact labels of a window's rows by hysteresis, continuing the decided rows' ``state``.
-
-    A run of ``onset_frames`` possible rows starts a contact at the run's first row
-    (no earlier than the first undecided row); a run of ``release_frames`` rows
-    without contact ends it likewise. Rows must be consecutive for a run to continue.
-    """
-    c, run, start = state.in_contact, state.run, 0
-    labels: list[bool] = []
-    prev_row = None
-    for k, (r, p) in enumerate(zip(rows, possible)):
-        if prev_row is not None and r != prev_row + 1:
-            run = 0  # a gap (the hand was not seen) breaks a run
-        prev_row = r
-        if p is None:  # no evidence: the state holds, a run neither grows nor breaks
-            labels.append(c)
-            continue
-        if p != c:
-            if run == 0:
-                start = k
-            run += 1
-            need = cfg.release_frames if c else cfg.onset_frames
-            labels.append(c)
-            if run >= need:
-                c, run = not c, 0
-                for j in range(start, k + 1):
-                    labels[j] = c
-        else:
-            run = 0
-            labels.append(c)
-    return labels

@@ -1,0 +1,205 @@
+"""The window as a stream: the engine's window stage equals one offline pass of ``HandWindow`` over the clip,
+rows leave in order, once, with the stated lag, and rows without a hand pass through.
+
+Streaming equals batch (STYLE 7): the engine runs on the shared ``tiny`` scene
+with oracle perception (``bench/accuracy/runner.run_method``: oracle -> per-frame
+fit under ``hand/{side}/init/`` -> the oracle's object poses -> the window;
+grasp completion off), frame by frame through bounded queues. The same
+``Observation`` of every row is then rebuilt from the store -- the oracle's 2D
+keypoints and confidence (``keypoints2d``), its relative 3D keypoints
+(``keypoints3d_rel``, centred as the detector's ``world``), the per-frame fit
+(``init/pose``, ``init/betas``, ``init/transl``) and ``object/T_cam_obj`` -- all
+stored bit-exactly (float32 from float32, float64 poses), and one ``HandWindow``
+per side runs over the whole clip in a single loop. Stored ``joints`` must match
+within ``ATOL_M`` (measured: 0, bit-identical, with two torch threads).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from inscene.bench.accuracy import runner as R
+from inscene.engine import open_result
+from inscene.engine.config import ContactConfig, RunConfig, WindowConfig
+from inscene.engine.window.solver import HandWindow, Observation
+from synth_fixtures import tiny_scene
+
+ATOL_M = 1e-5
+"""Stored joints (float32) against the offline pass, metres."""
+SIDES = ("right", "left")
+
+
+# ---------------------------------------------------------------- streaming equals batch
+
+@pytest.fixture(scope="module", params=[4, 1], ids=["queue4", "queue1"])
+def engine_run(request, tmp_path_factory, anny_right):
+    """(store, config) of the window on the tiny scene; queue size 4 (default) and 1 (backpressure every frame)."""
+    res, _ = tiny_scene(tmp_path_factory, anny_right)
+    out = tmp_path_factory.mktemp("window_stream") / "window.zarr"
+    store, _, cfg = R.run_method(res.out_dir, "window", [f"engine.queue_size={request.param}"], store=out)
+    return open_result(store), cfg
+
+
+def observations(res, side: str) -> list[Observation | None]:
+    """Every row's ``Observation`` of ``side`` as the window stage built it, rebuilt from the store.
+
+    The oracle hands the detector's ``HandFrame`` to the stages: ``keypoints`` = stored x, y + 0.5 (float32),
+    read back by ``keypoints2d()`` as x, y - 0.5 (float32); ``world`` = stored relative 3D keypoints minus
+    their mean (float64 arithmetic, then float32). The per-frame fit's parameters are stored as float32.
+    """
+    n = res.finalized_frames
+    h = f"hand/{side}/"
+    kp2, rel = res.array(h + "keypoints2d", n), res.array(h + "keypoints3d_rel", n)
+    pose, betas, transl = (res.array(h + "init/" + k, n) for k in ("pose", "betas", "transl"))
+    obj_ok, T_cam_obj = res.array("object/valid", n), res.array("object/T_cam_obj", n)
+    out: list[Observation | None] = []
+    for i in range(n):
+        x0 = np.concatenate([pose[i].ravel(), transl[i]]).astype(np.float64)
+        if not np.isfinite(kp2[i]).all() or not np.isfinite(x0).all():
+            out.append(None)
+            continue
+        uv = ((kp2[i, :, :2] + np.float32(0.5)).astype(np.float32) - np.float32(0.5)).astype(np.float64)
+        r = rel[i].astype(np.float64)
+        world = (r - r.mean(0)).astype(np.float32).astype(np.float64)
+        out.append(Observation(i, uv, kp2[i, :, 2].astype(np.float64), world, x0, betas[i].astype(np.float64),
+                               T_cam_obj[i] if obj_ok[i] else None))
+    return out
+
+
+def offline(res, cfg: RunConfig) -> dict[str, list]:
+    """side -> decided rows of one ``HandWindow`` pass over the rebuilt observations of the whole clip."""
+    from inscene.engine.window.scene import ObjectScene
+    from inscene.models.hands import load_hand_models
+    from inscene.models.objects import load_object_mesh
+
+    models = load_hand_models(cfg.hands.model, cfg.hands.mano_dir)
+    mesh = load_object_mesh(cfg.object.mesh, cfg.object.units)
+    out = {}
+    for side in SIDES:
+        scene = ObjectScene(mesh, models[side], cfg.contact)
+        win = HandWindow(models[side], cfg.window, cfg.contact, res.K, scene)
+        decided = []
+        for row, obs in enumerate(observations(res, side)):
+            decided += win.push(row, obs)
+        out[side] = decided + win.flush()
+    return out
+
+
+def test_streaming_equals_one_offline_pass(engine_run):
+    res, cfg = engine_run
+    n = res.finalized_frames
+    assert n == 48 and res.attrs["state"] == "complete"
+    assert cfg.window.enabled and not cfg.grasp.enabled
+    batch = offline(res, cfg)
+    for side in SIDES:
+        h = f"hand/{side}/"
+        decided = batch[side]
+        assert [d.row for d in decided] == list(range(n))
+        valid = np.array([d.hand is not None for d in decided])
+        np.testing.assert_array_equal(res.array(h + "valid", n), valid)
+        joints = np.full((n, 21, 3), np.nan)
+        transl = np.full((n, 3), np.nan)
+        for d in decided:
+            if d.hand is not None:
+                joints[d.row], transl[d.row] = d.hand.keypoints, d.hand.transl
+        np.testing.assert_allclose(res.array(h + "joints", n), joints, rtol=0, atol=ATOL_M)
+        np.testing.assert_allclose(res.array(h + "transl", n), transl, rtol=0, atol=ATOL_M)
+        contact = np.array([d.hand is not None and d.hand.in_contact for d in decided])
+        np.testing.assert_array_equal(res.array(h + "in_contact", n), contact)
+        pen = np.array([d.penetration for d in decided])
+        np.testing.assert_allclose(res.array(h + "penetration", n), pen, rtol=0, atol=ATOL_M)
+    # what makes this a real check: the right hand is tracked, refined and in contact for a while
+    right = res.array("hand/right/valid", n)
+    assert right.sum() >= 40 and res.array("hand/right/in_contact", n).sum() >= 10
+    moved = np.linalg.norm(res.array("hand/right/joints", n) - res.array("hand/right/init/joints", n), axis=-1)
+    assert np.nanmean(moved[right]) > 1e-3
+
+
+def test_rows_without_a_hand_pass_through_invalid(engine_run):
+    """Every row reaches the store; rows without a hand (the oracle's missed detections, the absent left hand)
+    are valid = False with NaN parameters, no contact and no contact points."""
+    res, _ = engine_run
+    n = res.finalized_frames
+    for side in SIDES:
+        h = f"hand/{side}/"
+        seen = np.isfinite(res.array(h + "keypoints2d", n)).all(axis=(1, 2))
+        valid = res.array(h + "valid", n)
+        np.testing.assert_array_equal(valid, seen & res.array(h + "init/valid", n))
+        none = ~valid
+        assert np.isnan(res.array(h + "joints", n)[none]).all() and np.isnan(res.array(h + "pose", n)[none]).all()
+        assert not res.array(h + "in_contact", n)[none].any()
+        assert np.isnan(res.array(h + "penetration", n)[none]).all()
+        assert np.isnan(res.array(f"contact/{side}/points", n)[none]).all()
+    assert not res.array("hand/left/valid", n).any()  # the tiny scene has one hand
+    assert 0 < (~res.array("hand/right/valid", n)).sum() < 8  # and the oracle misses it now and then
+
+
+# ---------------------------------------------------------------- decision order and lag
+
+def synthetic_observations(model, rows: int, missing: set[int],
+                           seed: int = 0) -> tuple[list[Observation | None], np.ndarray]:
+    """(observations, K): a hand drifting ~0.45 m in front of the camera, its exact keypoints projected with
+    1 px noise, a perturbed per-frame fit as ``x0``, no object; rows in ``missing`` have no hand."""
+    rng = np.random.default_rng(seed)
+    prior = model.pose_prior
+    P, S = model.num_pose_joints, model.num_betas
+    K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
+    pose = prior.from_anatomical(prior.mean[None]).reshape(-1).double().numpy()
+    out: list[Observation | None] = []
+    for t in range(rows):
+        x = np.concatenate([[0.1, np.pi, 0.05 * np.sin(t / 5)], pose, [0.003 * t, 0.0, 0.45]])
+        if t in missing:
+            out.append(None)
+            continue
+        with torch.no_grad():
+            xt = torch.as_tensor(x[None], dtype=model.dtype)
+            kp = model(xt[:, :3], xt[:, 3:-3].reshape(1, P, 3), torch.zeros(1, S, dtype=model.dtype), xt[:, -3:],
+                       with_vertices=False).keypoints[0].double().numpy()
+        uv = kp @ K.T
+        uv = uv[:, :2] / uv[:, 2:] + rng.normal(0, 1.0, (21, 2))
+        x0 = x + np.concatenate([rng.normal(0, 0.03, 3 + 3 * P), rng.normal(0, 0.01, 3)])
+        out.append(Observation(t, uv, np.full(21, 0.9), kp - kp.mean(0), x0, np.zeros(S)))
+    return out, K
+
+
+@pytest.mark.parametrize("size,stride", [(12, 4), (6, 3), (5, 1), (4, 4)])
+def test_rows_are_decided_in_order_once_with_the_stated_lag(anny_right32, size, stride):
+    rows, missing = 23, {2, 9, 10}
+    obs, K = synthetic_observations(anny_right32, rows, missing)
+    cfg = WindowConfig(size=size, stride=stride, iterations=1, first_iterations=2)
+    win = HandWindow(anny_right32, cfg, ContactConfig(), K)
+    first = 100
+    decided, lag = [], {}
+    for t, o in enumerate(obs):
+        if o is not None:
+            o.row = first + t
+        for d in win.push(first + t, o):
+            decided.append(d)
+            lag[d.row] = t - (d.row - first)
+    streamed = len(decided)
+    decided += win.flush()
+    assert [d.row for d in decided] == list(range(first, first + rows))
+    assert not win.slots  # flushed: nothing held
+    assert streamed == ((rows - size) // stride + 1) * stride  # one solve at row size - 1, then every stride
+    assert all(size - stride <= lag[r] <= size - 1 for r in lag), lag
+    assert max(lag.values()) == size - 1 and min(lag.values()) == size - stride
+    for d in decided:
+        t = d.row - first
+        assert (d.hand is None) == (t in missing)
+        if d.hand is not None:
+            assert np.isfinite(d.hand.keypoints).all() and np.isnan(d.penetration) and not d.hand.in_contact
+
+
+def test_a_window_without_any_hand_decides_its_rows_empty(anny_right32):
+    """A gap longer than the window: its rows leave as empty decisions and the hand is picked up after it."""
+    rows, missing = 20, set(range(3, 14))
+    obs, K = synthetic_observations(anny_right32, rows, missing)
+    win = HandWindow(anny_right32, WindowConfig(size=4, stride=2, iterations=1, first_iterations=2),
+                     ContactConfig(), K)
+    decided = []
+    for t, o in enumerate(obs):
+        decided += win.push(t, o)
+    decided += win.flush()
+    assert [d.row for d in decided] == list(range(rows))
+    assert [d.hand is None for d in decided] == [t in missing for t in range(rows)]
