@@ -136,9 +136,9 @@ class WindowConfig:
 
     enabled: bool = True
     """Run the window after the per-frame fit (off: the per-frame fit is the result)."""
-    size: int = 12
+    size: int = 16
     """Frames in the window (W)."""
-    stride: int = 6
+    stride: int = 10
     """Frames the window advances per solve; a frame is decided W - stride to W - 1 frames after it arrived."""
     iterations: int = 2
     """Levenberg-Marquardt iterations per window (warm-started from the previous window)."""
@@ -172,8 +172,8 @@ class WindowConfig:
     """Weight of the pose prior and joint limits."""
     shape_sigma: float = 0.5
     """How far one window may move the hand's shape from the running estimate (prior std units)."""
-    shape_rate: float = 0.5
-    """How much of a contact window's shape estimate enters the running estimate (the rest is kept)."""
+    shape_rate: float = 0.2
+    """How much of a contact window's shape estimate enters the running estimate (0: the shape stays the model's mean)."""
     depth_sigma: float = 0.1
     """Std of the log depth of the per-frame initialization (weak anchor when nothing else fixes depth)."""
     vertices: bool = True
@@ -187,7 +187,7 @@ class WindowConfig:
         for k in ("sigma_px", "robust_px", "sigma_contact", "sigma_penetration", "sigma_accel", "sigma_velocity",
                   "sigma_rigid", "shape_sigma", "depth_sigma"):
             _check(getattr(self, k) > 0, f"window.{k}", getattr(self, k), "must be > 0")
-        _check(0 < self.shape_rate <= 1, "window.shape_rate", self.shape_rate, "must be in (0, 1]")
+        _check(0 <= self.shape_rate <= 1, "window.shape_rate", self.shape_rate, "must be in [0, 1]")
         for k in ("contact_weight", "sdf_weight", "smooth_weight", "rigidity_weight", "prior_weight", "sigma_3d"):
             _check(getattr(self, k) >= 0, f"window.{k}", getattr(self, k), "must be >= 0")
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: idle OpenMP workers sleep (see inscene.engine)
+
+import os
 import subprocess
 import sys
 from pathlib import Path

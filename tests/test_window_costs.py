@@ -39,6 +39,15 @@ RTOL = 1e-8
 K = np.array([[500.0, 0.0, 320.0], [0.0, 500.0, 240.0], [0.0, 0.0, 1.0]])
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Small problems on shared cores: torch's intra-op threads only wait on each other (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _rotation(rng: np.random.Generator) -> np.ndarray:
     return trimesh.transformations.random_rotation_matrix(rng.random(3))[:3, :3]
 
@@ -149,7 +158,14 @@ def penetration_twin(term: Penetration, x, betas, problem: WindowProblem, data: 
     R, o = Tco[:, :3, :3], Tco[:, :3, 3]
     local = torch.einsum("gyx,gmy->gmx", R, ev.verts[slots] - o[:, None])
     d = trilinear_sdf(data.sdf, local)
-    return torch.relu(-d) * (term.weight ** 0.5 / term.sigma)
+    r = torch.relu(-d) * (term.weight ** 0.5 / term.sigma)
+    # the term keeps, per slot, the vertices inside the object (in index order, zero-padded)
+    with torch.no_grad():
+        inside = d < 0
+        width = max(int(inside.sum(1).max()), 1)
+        order = torch.argsort((~inside).to(torch.int8), dim=1, stable=True)[:, :width]
+        keep = torch.gather(inside, 1, order)
+    return torch.where(keep, torch.gather(r, 1, order), torch.zeros_like(torch.gather(r, 1, order)))
 
 
 def residual_fn(problem: WindowProblem, name: str, data: WindowData, fixed_kp):

@@ -30,6 +30,15 @@ ATOL_M = 1e-5
 SIDES = ("right", "left")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Small problems on shared cores: torch's intra-op threads only wait on each other (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ---------------------------------------------------------------- streaming equals batch
 
 @pytest.fixture(scope="module", params=[4, 1], ids=["queue4", "queue1"])

@@ -42,6 +42,19 @@ class Contact(CostTerm):
             self.prepare(ev, data)
         s = (self.weight ** 0.5 / self.sigma) * self.sqrt_w[:, None]
         slot, vert = data.contact_slot, data.contact_vertex
-        res = (ev.verts[slot, vert] - data.contact_target.to(ev.verts)) * s  # (C, 3)
-        jac = ev.verts_jac[slot, vert][:, None] * s[:, None, :, None] if jacobian else None  # (C, 1, 3, L)
-        return Block(res, slot[:, None], jac)
+        r = (ev.verts[slot, vert] - data.contact_target.to(ev.verts)) * s  # (C, 3)
+        # one residual group per slot (its contacts side by side, zero-padded): the normal
+        # equations then take one product per slot, not one per contact
+        slots, group = torch.unique(slot, return_inverse=True)
+        count = torch.bincount(group)
+        first = torch.cumsum(count, 0) - count
+        pos = torch.arange(len(slot)) - first[group]
+        width = int(count.max())
+        res = r.new_zeros(len(slots), width, 3)
+        res[group, pos] = r
+        jac = None
+        if jacobian:
+            jac = r.new_zeros(len(slots), width, 3, ev.verts_jac.shape[-1])
+            jac[group, pos] = ev.verts_jac[slot, vert] * s[:, :, None]
+            jac = jac.reshape(len(slots), 1, width * 3, -1)
+        return Block(res.reshape(len(slots), width * 3), slots[:, None], jac)

@@ -38,15 +38,24 @@ class Penetration(CostTerm):
         v = ev.verts[slots].to(torch.float64)  # (G, M, 3)
         local = torch.einsum("gyx,gmy->gmx", R, v - o[:, None])
         G, M = v.shape[:2]
-        d, grad = data.sdf.lookup(local.reshape(-1, 3).numpy(), gradient=True)
+        d, grad = data.sdf.lookup(local.reshape(-1, 3).numpy(), gradient=jacobian)
         d = torch.from_numpy(np.asarray(d)).reshape(G, M)
         s = self.weight ** 0.5 / self.sigma
         inside = d < 0
-        res = torch.where(inside, -d, torch.zeros_like(d)) * s
+        # only the vertices inside count: gather them per slot (zero-padded), so the normal
+        # equations multiply a few rows per slot, not all the sampled vertices
+        width = max(int(inside.sum(1).max()), 1)
+        order = torch.argsort((~inside).to(torch.int8), dim=1, stable=True)[:, :width]  # inside ones first
+        keep = torch.gather(inside, 1, order)
+        depth = torch.gather(d, 1, order)
+        res = torch.where(keep, -depth, torch.zeros_like(depth)) * s
         jac = None
         if jacobian:
-            g_cam = torch.einsum("gxy,gmy->gmx", R, torch.from_numpy(np.asarray(grad)).reshape(G, M, 3))
-            dr = torch.where(inside[..., None], -g_cam, torch.zeros_like(g_cam)) * s  # (G, M, 3)
-            jac = torch.einsum("gmx,gmxl->gml", dr.to(ev.verts_jac), ev.verts_jac[slots])[:, None]
+            g_obj = torch.from_numpy(np.asarray(grad)).reshape(G, M, 3)
+            g_cam = torch.einsum("gxy,gmy->gmx", R, torch.gather(g_obj, 1, order[..., None].expand(-1, -1, 3)))
+            dr = torch.where(keep[..., None], -g_cam, torch.zeros_like(g_cam)) * s  # (G, width, 3)
+            vj = ev.verts_jac[slots]  # (G, M, 3, L)
+            vj = torch.gather(vj, 1, order[:, :, None, None].expand(-1, -1, 3, vj.shape[-1]))
+            jac = torch.einsum("gmx,gmxl->gml", dr.to(vj), vj)[:, None]
             jac[..., ev.x.shape[1]:] = 0  # the shape is not the way out of the object (see the class note)
         return Block(res.to(ev.verts), slots[:, None], jac)

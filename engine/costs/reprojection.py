@@ -19,7 +19,10 @@ def project_with_jacobian(points: torch.Tensor, K: torch.Tensor) -> tuple[torch.
 class Reprojection(CostTerm):
     """``sqrt(w) (project(k) - uv) / sigma_px`` per keypoint, w = confidence x Geman-McClure weight.
 
-    The robust weights are fixed at each LM iteration's accepted estimate (:meth:`prepare`).
+    The robust weights are fixed at the start of a window solve (:meth:`prepare`). The
+    Geman-McClure scale of a slot is ``robust_px`` or twice the slot's median error,
+    whichever is larger: a keypoint far from the others' agreement is an outlier, but a
+    whole hand that is off (a new frame, a jump) still pulls back.
     """
 
     name = "reprojection"
@@ -32,7 +35,9 @@ class Reprojection(CostTerm):
     def prepare(self, ev: Evaluation, data: WindowData) -> None:
         uv, _ = project_with_jacobian(ev.kp, data.K)
         err = (uv - data.uv).norm(dim=-1)
-        s2 = self.robust_px ** 2
+        seen = data.conf > 0
+        med = torch.where(seen, err, torch.nan).nanmedian(dim=1).values.nan_to_num(0.0)
+        s2 = torch.clamp(2.0 * med, min=self.robust_px)[:, None] ** 2
         self.sqrt_w = (data.conf * (s2 / (s2 + err * err)) ** 2).sqrt()
 
     def robust_cost(self, ev: Evaluation, data: WindowData) -> torch.Tensor:

@@ -87,7 +87,11 @@ class WindowStage(Stage):
 
     # ------------------------------------------------------------- running
     def setup(self, ctx: RunContext) -> None:
+        import torch
+
         from ..window.scene import ObjectScene
+
+        torch.set_num_threads(1)  # small batched products: one thread each, stages run side by side
 
         sdf = None
         for s in SIDES:

@@ -22,6 +22,9 @@ from inscene.models.hands.params import HandParams
 from ..costs.base import Block, CostTerm, Evaluation, WindowData
 from .banded import BANDWIDTH, BandedSystem
 
+_UPPER = {k: tuple(torch.tensor(v) for v in zip(*[(a, b) for a in range(k) for b in range(a, k)]))
+          for k in range(1, 4)}
+"""Slot pairs (a <= b) of a residual group touching k slots."""
 ACTIVE_MARGIN = 0.005
 """Sampled vertices closer than this to the object's surface (metres) get Jacobian rows."""
 
@@ -136,26 +139,33 @@ class WindowProblem:
         n, S = self.n, self.S
         L = n + S
         W = BANDWIDTH + 1
-        band = torch.zeros(T * W, n, n, dtype=torch.float64)
-        border = torch.zeros(T, n, S, dtype=torch.float64)
         corner = torch.zeros(S, S, dtype=torch.float64)
-        g = torch.zeros(T, L, dtype=torch.float64)
+        band_pos, band_val, slot_pos, border_val, g_val = [], [], [], [], []
         for name, b in blocks:
             B, k, R, _ = b.jac.shape
             # products in the model's dtype (float32 by default: sums of at most a few hundred
             # terms), accumulated in float64
             J = b.jac.permute(0, 2, 1, 3).reshape(B, R, k * L)
-            jtj = torch.bmm(J.transpose(1, 2), J).to(torch.float64).reshape(B, k, L, k, L).permute(0, 1, 3, 2, 4)
-            jtr = torch.bmm(J.transpose(1, 2), b.res.to(J.dtype)[:, :, None]).to(torch.float64).reshape(B, k, L)
-            g.index_add_(0, b.slots.reshape(-1), jtr.reshape(-1, L))
-            corner += jtj[..., n:, n:].sum((0, 1, 2))
-            border.index_add_(0, b.slots.reshape(-1), jtj[..., :n, n:].sum(2).reshape(-1, n, S))
-            off = b.slots[:, None, :] - b.slots[:, :, None]  # (B, k, k): b - a
-            keep = off >= 0
-            if int(off.max()) > BANDWIDTH:
-                raise ValueError(f"cost term '{name}' couples slots more than {BANDWIDTH} apart")
-            pos = (b.slots[:, :, None] * W + off)[keep]
-            band.index_add_(0, pos, jtj[..., :n, :n][keep])
+            Jt = J.transpose(1, 2)
+            jtj = torch.bmm(Jt, J).reshape(B, k, L, k, L)
+            g_val.append(torch.bmm(Jt, b.res.to(J.dtype)[:, :, None]).reshape(B * k, L))
+            corner += jtj[:, :, n:, :, n:].sum((0, 1, 3)).to(torch.float64)
+            slot_pos.append(b.slots.reshape(-1))
+            border_val.append(jtj[:, :, :n, :, n:].sum(3).reshape(-1, n, S))
+            ai, bi = _UPPER[k]
+            off = b.slots[:, bi] - b.slots[:, ai]  # (B, P)
+            if int(off.min()) < 0 or int(off.max()) > BANDWIDTH:
+                raise ValueError(f"cost term '{name}': residual groups must list nearby slots in increasing order")
+            band_pos.append((b.slots[:, ai] * W + off).T.reshape(-1))  # (P B,)
+            band_val.append(jtj[:, ai, :n, bi, :n].reshape(-1, n, n))
+        # one scatter per destination (a scatter costs about the same whatever its size)
+        band = torch.zeros(T * W, n, n, dtype=torch.float64)
+        band.index_add_(0, torch.cat(band_pos), torch.cat(band_val).to(torch.float64))
+        pos = torch.cat(slot_pos)
+        border = torch.zeros(T, n, S, dtype=torch.float64)
+        border.index_add_(0, pos, torch.cat(border_val).to(torch.float64))
+        g = torch.zeros(T, L, dtype=torch.float64)
+        g.index_add_(0, pos, torch.cat(g_val).to(torch.float64))
         return BandedSystem(band.reshape(T, W, n, n), border, corner, g[:, :n], g[:, n:].sum(0))
 
     def assemble(self, blocks: list[tuple[str, Block]], T: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -169,9 +169,9 @@ class HandWindow:
         xs = xs.detach().numpy().astype(np.float64)
         betas = betas.detach().numpy().astype(np.float64)
         self.solved_betas = betas
-        if any(s.in_contact for _, s in live):
+        if cfg.shape_rate > 0 and any(s.in_contact for _, s in live):
             # the object anchors depth in contact: what this window says of the hand's size counts
-            self.betas = betas if not self.size_known else self.betas + cfg.shape_rate * (betas - self.betas)
+            self.betas = self.betas + cfg.shape_rate * (betas - self.betas)
             self.size_known = True
         for k, (_, s) in enumerate(live):
             s.x = xs[len(fixed) + k]
