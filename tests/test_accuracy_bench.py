@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from inscene.bench.accuracy import metrics as M
 from inscene.bench.accuracy import runner as R
+from inscene.engine.config import RunConfig
 from synth_fixtures import tiny_scene
 
 # ~20 s with the shared scene (its generation: ~30 s, more on a cold numba cache)
@@ -169,4 +170,5 @@ def test_window_path_with_a_stand_in_stage(workdir, perframe, monkeypatch):
     assert side["method"]["jitter"]["ratio"] == pytest.approx(1.0)
     assert side["init"]["mrpe_mm"] == perframe["sides"]["right"]["method"]["mrpe_mm"]
     assert side["init"]["contact"]["source"] == "geometric"
-    assert r["timing"]["window"]["mean"] >= 0 and r["timing"]["window"]["block_frames"] == 4
+    assert r["timing"]["window"]["mean"] >= 0
+    assert r["timing"]["window"]["block_frames"] == RunConfig().window.stride

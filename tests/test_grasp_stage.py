@@ -147,7 +147,7 @@ def run_chain(rows, model, stages_after, cfg: RunConfig, pace_s: float = 0.0):
 
 def test_stage_between_synthetic_feed_and_asserting_sink(hand):
     rows, truth, rg = scenario(hand)
-    cfg = RunConfig().replace("grasp", buffer_s=1.0)
+    cfg = RunConfig().replace("grasp", buffer_s=1.0, retreat=True)  # the retreat re-solve is opt-in
     sink = Collect()
     grasp, _ = run_chain(rows, hand, [sink], cfg)
     horizon = grasp._horizon

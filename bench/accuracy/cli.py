@@ -178,7 +178,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"\n{title}\n{text_table(rs)}")
         md += [f"## {title}\n", markdown_table(rs), ""]
         for r in rs:
-            if r["method"] == "window" or (r["method"] == "perframe" and not have_window):
+            if r["method"] == "window" or (r["method"] == "perframe" and "window" not in methods):
                 ok, line = verdict(r)
                 r["pass"] = ok
                 print(line)

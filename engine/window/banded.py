@@ -64,7 +64,6 @@ class BandedSystem:
         """
         band, B = self.band[first:], self.border[first:]
         m, n = band.shape[0], band.shape[2]
-        S = self.corner.shape[0]
         rhs = torch.cat([-self.g_x[first:, :, None], B], dim=2)  # (m, n, 1 + S)
         Lb: list[list[torch.Tensor | None]] = [[None] * (BANDWIDTH + 1) for _ in range(m)]  # Lb[i][d] = L[i, i - d]
         for i in range(m):

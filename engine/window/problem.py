@@ -175,7 +175,7 @@ class WindowProblem:
     def solve(self, x: torch.Tensor, betas: torch.Tensor, data: WindowData, iterations: int,
               fixed_kp: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, SolveInfo]:
         """Levenberg-Marquardt from ``x`` (T, n), ``betas`` (S,); the first ``data.fixed`` slots stay put."""
-        T, n, S = x.shape[0], self.n, self.S
+        T = x.shape[0]
         f = data.fixed
         x = x.to(self.model.dtype).clone()
         betas = betas.to(self.model.dtype).clone()

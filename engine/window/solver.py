@@ -17,7 +17,7 @@ lifting for the slots labelled in contact, then the LM solve.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
