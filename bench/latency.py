@@ -254,7 +254,8 @@ def markdown(figs: list[dict[str, Any]]) -> str:
 def main(args: argparse.Namespace) -> int:
     from inscene.engine.config import RunConfig
 
-    cfg = RunConfig().override(args.set) if args.set else RunConfig()
+    # stage 2 is this benchmark's subject: on unless the caller says otherwise
+    cfg = RunConfig().override(["grasp.enabled=true", *args.set])
     cfg = cfg.replace("engine", progress=False)
     source = args.source
     if source is None:

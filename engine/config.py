@@ -233,8 +233,9 @@ class ContactConfig:
 class GraspConfig:
     """Stage 2: backward grasp completion on contact onset (``engine/grasp``)."""
 
-    enabled: bool = True
-    """Re-solve the approach before each contact onset (off: stage-1 results are final)."""
+    enabled: bool = False
+    """Re-solve the approach before each contact onset (off: stage-1 results are final). Off by default for
+    now: on the synthetic suite it does not yet beat stage 1 alone (README, "Stage 2")."""
     buffer_s: float = 3.0
     """Approach buffer per hand, seconds: older frames without a contact onset are finalized as they are."""
     prior: str = "minimum_jerk"

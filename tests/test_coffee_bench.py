@@ -31,7 +31,7 @@ def test_coffee_bench_short_run(tmp_path, cli):
 
     res = open_result(store)
     assert res.complete and res.finalized_frames == FRAMES
-    assert {"hands2d", "hands_fit", "object", "window", "grasp"} <= set(res.attrs["stages"])
+    assert {"hands2d", "hands_fit", "object", "window"} <= set(res.attrs["stages"])
     for side in ("right", "left"):
         for name in WINDOW_FIELDS:
             assert f"hand/{side}/{name}" in res.fields

@@ -3,8 +3,8 @@
 It renders a synthetic hand-object scene with ground truth (``inscene synth``,
 preset ``mug_static``), runs the full default pipeline on its video — the real
 hand detector and per-frame hand fit, the region-based object tracker started
-from the object's box in the first frame, the stage-1 window and stage-2 grasp
-completion — and prints the accuracy against the ground truth (the window's
+from the object's box in the first frame, the stage-1 window (stage-2 grasp
+completion when ``grasp.enabled``) — and prints the accuracy against the ground truth (the window's
 result next to the per-frame fit it started from), the per-stage timings and
 where the store is. The hands come from the real detector, never from oracle
 perception.
@@ -212,7 +212,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"inscene demo: {synth.scene.n_frames} frames at {synth.scene.size[0]}x{synth.scene.size[1]} in {scene_dir}")
     print("inscene demo: running the full default pipeline on its video: the real hand detector (not oracle "
           f"perception) + per-frame hand fit, the object tracker started from the object's box {box} in frame 0, "
-          "the stage-1 window optimizer and stage-2 grasp completion")
+          "the stage-1 window optimizer" + (" and stage-2 grasp completion" if cfg.grasp.enabled else
+                                            " (stage-2 grasp completion is off by default: grasp.enabled)"))
     store = out / "result.zarr"
     o = run_job(JobRequest(str(scene_dir / "video.mp4"), store, cfg, mode="overwrite"))
     if o.error is not None:
