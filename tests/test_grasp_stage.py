@@ -147,7 +147,7 @@ def run_chain(rows, model, stages_after, cfg: RunConfig, pace_s: float = 0.0):
 
 def test_stage_between_synthetic_feed_and_asserting_sink(hand):
     rows, truth, rg = scenario(hand)
-    cfg = RunConfig().replace("grasp", buffer_s=1.0, retreat=True)  # the retreat re-solve is opt-in
+    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=1.0, retreat=True)  # both opt-in
     sink = Collect()
     grasp, _ = run_chain(rows, hand, [sink], cfg)
     horizon = grasp._horizon
@@ -215,7 +215,7 @@ def test_disabled_stage_finalizes_as_is(hand):
 def test_store_reader_sees_provisional_then_final_never_half_a_segment(hand, tmp_path):
     rows, _, _ = scenario(hand)
     rows = [{k: v for k, v in r.items() if k == "right"} for r in rows]
-    cfg = RunConfig().replace("grasp", buffer_s=1.0).replace("store", chunk_frames=16, flush_frames=2,
+    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=1.0).replace("store", chunk_frames=16, flush_frames=2,
                                                              flush_interval_s=0.0)
     grasp_specs = GraspStage(cfg, models={"right": hand, "left": hand}).fields()
     feed_specs = WindowFeed(rows, hand.num_pose_joints, hand.num_betas).fields()

@@ -10,6 +10,8 @@ from ..contact.lifting import contact_candidates, lift_contacts
 
 CONTACT_TOL = 0.003
 """A hand vertex this close to the surface (or inside) is a contact point, metres."""
+NEAREST_CONTACTS = 16
+"""Lifted contacts kept per frame: the candidates nearest to their target."""
 EXTRA_VERTICES = 160
 """Vertices sampled over the rest of the hand for the penetration term."""
 
@@ -38,12 +40,24 @@ class ObjectScene:
 
     def lift(self, vertices: np.ndarray, normals: np.ndarray, K: np.ndarray, T_cam_obj: np.ndarray,
              config: ContactConfig, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-        """Lifted contacts: positions in :attr:`vertex_ids` (M,) and targets (M, 3), camera frame."""
+        """Lifted contacts: positions in :attr:`vertex_ids` (M,) and targets (M, 3), camera frame.
+
+        The hand is first moved along its viewing rays to the depth at which its contact
+        regions touch the object best (the contact evidence's depth correction, within the
+        in-contact tolerance): lifting from there pulls a hand that stands off the object,
+        or sinks into it, to the depth the object says, not just its nearest vertices.
+        """
+        ev = self.evidence(vertices, K, T_cam_obj, config, was_in_contact=True, mask=mask)
+        vertices = vertices * ev.scale
         lifted = lift_contacts(vertices, normals, self.candidates, K, T_cam_obj, self.caster, mask,
                                config.lift_radius)
         if len(lifted) == 0:
             return None
-        return lifted.index, lifted.target  # candidates come first in vertex_ids
+        # only the nearest few are taken for contacts: candidates that overlap the object but
+        # stand off its surface (the palm beside a mug) would pull the hand into it
+        gap = np.linalg.norm(lifted.target - vertices[lifted.vertex], axis=1)
+        keep = np.argsort(gap, kind="stable")[:NEAREST_CONTACTS]
+        return lifted.index[keep], lifted.target[keep]  # candidates come first in vertex_ids
 
     def penetration_and_contacts(self, vertices: np.ndarray, T_cam_obj: np.ndarray) -> tuple[float, np.ndarray]:
         """Deepest vertex inside the object (m, 0 if none) and contact points (K, 3) in the object frame."""
