@@ -153,7 +153,7 @@ def main(args: argparse.Namespace) -> int:
     verdict = []
     if "approach" in pw and "approach" in pg:
         red = 1 - pg["approach"]["mrpe_mm"] / pw["approach"]["mrpe_mm"]
-        verdict.append(f"approach MRPE -{red * 100:.0f} % (target >= 40 %): {'ok' if red >= 0.4 else 'FAIL'}")
+        verdict.append(f"approach MRPE {-red * 100:+.0f} % (target <= -40 %): {'ok' if red >= 0.4 else 'FAIL'}")
         worse = pg["approach"]["mpjpe_mm"] > pw["approach"]["mpjpe_mm"]
         verdict.append(f"approach MPJPE {pw['approach']['mpjpe_mm']:.1f} -> {pg['approach']['mpjpe_mm']:.1f} mm "
                        f"(not worse): {'FAIL' if worse else 'ok'}")

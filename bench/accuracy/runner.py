@@ -38,7 +38,7 @@ METHODS: dict[str, tuple[str, ...]] = {
     "no_contact": ("window.contact_weight=0", "grasp.enabled=false"),
     "no_sdf": ("window.sdf_weight=0", "grasp.enabled=false"),
     "no_smooth": ("window.smooth_weight=0", "grasp.enabled=false"),
-    "grasp": (),
+    "grasp": ("grasp.enabled=true",),
 }
 """Method name -> config overrides (``section.key=value``)."""
 DEFAULT_WORKDIR = Path("out/bench_accuracy")
