@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 from inscene.bench.accuracy import runner as R
+from inscene.bench.accuracy.replay import replay
 from inscene.engine import open_result
 from inscene.engine.config import ContactConfig, RunConfig, WindowConfig
 from inscene.engine.window.solver import HandWindow, Observation
@@ -50,49 +51,13 @@ def engine_run(request, tmp_path_factory, anny_right):
     return open_result(store), cfg
 
 
-def observations(res, side: str) -> list[Observation | None]:
-    """Every row's ``Observation`` of ``side`` as the window stage built it, rebuilt from the store.
-
-    The oracle hands the detector's ``HandFrame`` to the stages: ``keypoints`` = stored x, y + 0.5 (float32),
-    read back by ``keypoints2d()`` as x, y - 0.5 (float32); ``world`` = stored relative 3D keypoints minus
-    their mean (float64 arithmetic, then float32). The per-frame fit's parameters are stored as float32.
-    """
-    n = res.finalized_frames
-    h = f"hand/{side}/"
-    kp2, rel = res.array(h + "keypoints2d", n), res.array(h + "keypoints3d_rel", n)
-    pose, betas, transl = (res.array(h + "init/" + k, n) for k in ("pose", "betas", "transl"))
-    obj_ok, T_cam_obj = res.array("object/valid", n), res.array("object/T_cam_obj", n)
-    out: list[Observation | None] = []
-    for i in range(n):
-        x0 = np.concatenate([pose[i].ravel(), transl[i]]).astype(np.float64)
-        if not np.isfinite(kp2[i]).all() or not np.isfinite(x0).all():
-            out.append(None)
-            continue
-        uv = ((kp2[i, :, :2] + np.float32(0.5)).astype(np.float32) - np.float32(0.5)).astype(np.float64)
-        r = rel[i].astype(np.float64)
-        world = (r - r.mean(0)).astype(np.float32).astype(np.float64)
-        out.append(Observation(i, uv, kp2[i, :, 2].astype(np.float64), world, x0, betas[i].astype(np.float64),
-                               T_cam_obj[i] if obj_ok[i] else None))
-    return out
-
-
 def offline(res, cfg: RunConfig) -> dict[str, list]:
-    """side -> decided rows of one ``HandWindow`` pass over the rebuilt observations of the whole clip."""
-    from inscene.engine.window.scene import ObjectScene
+    """side -> decided rows of one ``HandWindow`` pass over the observations rebuilt from the store."""
     from inscene.models.hands import load_hand_models
     from inscene.models.objects import load_object_mesh
 
-    models = load_hand_models(cfg.hands.model, cfg.hands.mano_dir)
-    mesh = load_object_mesh(cfg.object.mesh, cfg.object.units)
-    out = {}
-    for side in SIDES:
-        scene = ObjectScene(mesh, models[side], cfg.contact)
-        win = HandWindow(models[side], cfg.window, cfg.contact, res.K, scene)
-        decided = []
-        for row, obs in enumerate(observations(res, side)):
-            decided += win.push(row, obs)
-        out[side] = decided + win.flush()
-    return out
+    return replay(res, cfg, load_hand_models(cfg.hands.model, cfg.hands.mano_dir),
+                  load_object_mesh(cfg.object.mesh, cfg.object.units))
 
 
 def test_streaming_equals_one_offline_pass(engine_run):

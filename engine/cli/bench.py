@@ -17,6 +17,7 @@ BENCHES: dict[str, str] = {
     "latency": "inscene.bench.latency",
     "coffee": "inscene.bench.coffee",
     "grasp": "inscene.bench.grasp",
+    "window": "inscene.bench.window",
 }
 
 

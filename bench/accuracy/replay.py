@@ -1,0 +1,53 @@
+"""A run's per-frame observations rebuilt from its store, to replay the window offline.
+
+The oracle hands the detector's ``HandFrame`` to the stages: ``keypoints`` = stored
+x, y + 0.5 (float32), read back by ``keypoints2d()`` as x, y - 0.5 (float32);
+``world`` = the stored relative 3D keypoints minus their mean (float64 arithmetic,
+then float32); the per-frame fit's parameters are stored as float32 under
+``hand/{side}/init/``. Rebuilt this way, one offline pass of
+:class:`~inscene.engine.window.solver.HandWindow` gives exactly what the window
+stage wrote (``tests/test_window_stream.py``), so the optimizer can be timed alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from inscene.engine.window.solver import Observation
+
+
+def observations(res, side: str) -> list[Observation | None]:
+    """Every row's ``Observation`` of ``side`` as the window stage built it (None: no hand)."""
+    n = res.finalized_frames
+    h = f"hand/{side}/"
+    kp2, rel = res.array(h + "keypoints2d", n), res.array(h + "keypoints3d_rel", n)
+    pose, betas, transl = (res.array(h + "init/" + k, n) for k in ("pose", "betas", "transl"))
+    obj_ok, T_cam_obj = res.array("object/valid", n), res.array("object/T_cam_obj", n)
+    out: list[Observation | None] = []
+    for i in range(n):
+        x0 = np.concatenate([pose[i].ravel(), transl[i]]).astype(np.float64)
+        if not np.isfinite(kp2[i]).all() or not np.isfinite(x0).all():
+            out.append(None)
+            continue
+        uv = ((kp2[i, :, :2] + np.float32(0.5)).astype(np.float32) - np.float32(0.5)).astype(np.float64)
+        r = rel[i].astype(np.float64)
+        world = (r - r.mean(0)).astype(np.float32).astype(np.float64)
+        out.append(Observation(i, uv, kp2[i, :, 2].astype(np.float64), world, x0, betas[i].astype(np.float64),
+                               T_cam_obj[i] if obj_ok[i] else None))
+    return out
+
+
+def replay(res, cfg, models: dict, mesh=None) -> dict[str, list]:
+    """side -> the decided rows of one offline ``HandWindow`` pass over the store's observations."""
+    from inscene.engine.window.scene import ObjectScene
+    from inscene.engine.window.solver import HandWindow
+
+    out = {}
+    for side in ("right", "left"):
+        scene = ObjectScene(mesh, models[side], cfg.contact) if mesh is not None else None
+        win = HandWindow(models[side], cfg.window, cfg.contact, res.K, scene)
+        decided = []
+        for row, obs in enumerate(observations(res, side)):
+            decided += win.push(row, obs)
+        out[side] = decided + win.flush()
+    return out
