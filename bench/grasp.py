@@ -60,16 +60,16 @@ def score(gt, res, side: str, n: int) -> dict[str, Any] | None:
           & res.array(f"hand/{side}/valid", n))
     if not ok.any():
         return None
+    from .accuracy.metrics import mpjpe_rel, mrpe
+
     j = res.array(f"hand/{side}/joints", n).astype(np.float64)
     phase = gt.array(f"gt/hand/{side}/phase", n)
     out: dict[str, Any] = {"phases": {}}
     for code, name in PHASES.items():
         sel = ok & (phase == code)
         if sel.any():
-            out["phases"][name] = {
-                "frames": int(sel.sum()),
-                "mrpe_mm": float(np.linalg.norm(j[sel, 0] - gj[sel, 0], axis=1).mean() * 1e3),
-                "mpjpe_mm": float(np.linalg.norm((j[sel] - j[sel, :1]) - (gj[sel] - gj[sel, :1]), axis=2).mean() * 1e3)}
+            out["phases"][name] = {"frames": int(sel.sum()), "mrpe_mm": float(mrpe(j[sel], gj[sel]).mean() * 1e3),
+                                   "mpjpe_mm": float(mpjpe_rel(j[sel], gj[sel]).mean() * 1e3)}
     contact = res.array(f"hand/{side}/in_contact", n) & res.array(f"hand/{side}/valid", n)
     onsets = np.flatnonzero(contact[1:] & ~contact[:-1]) + 1
     acc = accelerations(j, res.array(f"hand/{side}/valid", n))

@@ -174,8 +174,6 @@ class WindowConfig:
     """How far one window may move the hand's shape from the running estimate (prior std units)."""
     shape_rate: float = 0.2
     """How much of a contact window's shape estimate enters the running estimate (0: the shape stays the model's mean)."""
-    depth_sigma: float = 0.1
-    """Std of the log depth of the per-frame initialization (weak anchor when nothing else fixes depth)."""
     vertices: bool = True
     """Write the hand mesh (float16) per frame."""
 
@@ -185,7 +183,7 @@ class WindowConfig:
         _check(self.iterations >= 1 and self.first_iterations >= 1, "window.iterations", self.iterations,
                "must be >= 1")
         for k in ("sigma_px", "robust_px", "sigma_contact", "sigma_penetration", "sigma_accel", "sigma_velocity",
-                  "sigma_rigid", "shape_sigma", "depth_sigma"):
+                  "sigma_rigid", "shape_sigma"):
             _check(getattr(self, k) > 0, f"window.{k}", getattr(self, k), "must be > 0")
         _check(0 <= self.shape_rate <= 1, "window.shape_rate", self.shape_rate, "must be in [0, 1]")
         for k in ("contact_weight", "sdf_weight", "smooth_weight", "rigidity_weight", "prior_weight", "sigma_3d"):

@@ -36,3 +36,17 @@ def run_cli(*args: str, timeout: float = 120, env: dict | None = None) -> subpro
 def cli():
     return run_cli
 from conftest_hands import *  # noqa: F401,F403  (hand-model session fixtures)
+
+
+def torch_single_thread():
+    """Small problems on shared cores: torch's intra-op threads only wait on each other (restored afterwards).
+
+    A generator for a module's autouse fixture: ``one_torch_thread = pytest.fixture(scope="module",
+    autouse=True)(torch_single_thread)``.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import torch_single_thread
 import trimesh
 from inscene.engine.config import WindowConfig
 from inscene.engine.costs.base import Block, WindowData
@@ -39,13 +40,7 @@ RTOL = 1e-8
 K = np.array([[500.0, 0.0, 320.0], [0.0, 500.0, 240.0], [0.0, 0.0, 1.0]])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Small problems on shared cores: torch's intra-op threads only wait on each other (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+one_torch_thread = pytest.fixture(scope="module", autouse=True)(torch_single_thread)
 
 
 def _rotation(rng: np.random.Generator) -> np.ndarray:

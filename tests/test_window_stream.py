@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import torch_single_thread
 from inscene.bench.accuracy import runner as R
 from inscene.bench.accuracy.replay import replay
 from inscene.engine import open_result
@@ -31,13 +32,7 @@ ATOL_M = 1e-5
 SIDES = ("right", "left")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Small problems on shared cores: torch's intra-op threads only wait on each other (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+one_torch_thread = pytest.fixture(scope="module", autouse=True)(torch_single_thread)
 
 
 # ---------------------------------------------------------------- streaming equals batch

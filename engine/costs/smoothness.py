@@ -16,8 +16,6 @@ from .base import Block, CostTerm, Evaluation, WindowData, neighbours
 
 Z_REF = 0.5
 """Depth (m) at which the smoothness scales are stated."""
-_ACCEL = (1.0, -2.0, 1.0)
-_VELOCITY = (-1.0, 1.0)
 
 
 def finite_difference(ev: Evaluation, groups: torch.Tensor, coeffs: tuple[float, ...], scale: float,
@@ -41,33 +39,37 @@ def finite_difference(ev: Evaluation, groups: torch.Tensor, coeffs: tuple[float,
     return Block(res, groups, jac)
 
 
-class Acceleration(CostTerm):
+class _Difference(CostTerm):
+    """A finite difference of the keypoints over consecutive frames (``coeffs``), divided by ``sigma``."""
+
+    coeffs: tuple[float, ...] = ()
+
+    def __init__(self, weight: float, sigma: float) -> None:
+        super().__init__(weight)
+        self.sigma = sigma
+
+    def block(self, ev: Evaluation, data: WindowData, jacobian: bool = True) -> Block | None:
+        groups = torch.from_numpy(neighbours(data.rows, len(self.coeffs)))
+        if len(groups) == 0:
+            return None
+        return finite_difference(ev, groups, self.coeffs, self.weight ** 0.5 / self.sigma, jacobian)
+
+
+class Acceleration(_Difference):
     """``(k[t+1] - 2 k[t] + k[t-1]) / sigma_accel`` per keypoint (the jitter the benchmark measures)."""
 
     name = "acceleration"
+    coeffs = (1.0, -2.0, 1.0)
 
     def __init__(self, weight: float = 1.0, sigma: float = 0.004) -> None:
-        super().__init__(weight)
-        self.sigma = sigma
-
-    def block(self, ev: Evaluation, data: WindowData, jacobian: bool = True) -> Block | None:
-        groups = torch.from_numpy(neighbours(data.rows, 3))
-        if len(groups) == 0:
-            return None
-        return finite_difference(ev, groups, _ACCEL, self.weight ** 0.5 / self.sigma, jacobian)
+        super().__init__(weight, sigma)
 
 
-class Velocity(CostTerm):
+class Velocity(_Difference):
     """``(k[t] - k[t-1]) / sigma_velocity`` per keypoint (a weak pull towards rest)."""
 
     name = "velocity"
+    coeffs = (-1.0, 1.0)
 
     def __init__(self, weight: float = 1.0, sigma: float = 0.03) -> None:
-        super().__init__(weight)
-        self.sigma = sigma
-
-    def block(self, ev: Evaluation, data: WindowData, jacobian: bool = True) -> Block | None:
-        groups = torch.from_numpy(neighbours(data.rows, 2))
-        if len(groups) == 0:
-            return None
-        return finite_difference(ev, groups, _VELOCITY, self.weight ** 0.5 / self.sigma, jacobian)
+        super().__init__(weight, sigma)

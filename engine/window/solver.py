@@ -57,7 +57,6 @@ class _Slot:
     verts: np.ndarray | None = None
     """(V, 3) the mesh at the estimate the contact evidence was judged on."""
     in_contact: bool = False
-    possible: bool | None = False
     scale: float = 1.0
 
 
@@ -71,10 +70,6 @@ class Decided:
     """Deepest hand vertex inside the object, metres (0: none; NaN: no object)."""
     vertices: np.ndarray | None = None
     """(V, 3) the hand mesh, camera frame."""
-    possible: bool | None = None
-    """Contact evidence of the last solve that saw this row (None: no object pose)."""
-    scale: float = 1.0
-    """Depth correction that evidence asked for."""
 
 
 class HandWindow:
@@ -104,7 +99,8 @@ class HandWindow:
         """Contact labels with hysteresis over the rows (one flag per row, when it enters the window)."""
         self.judged_upto: int | None = None
         """Rows below this have their contact flag pushed to the labeler."""
-        self.infos: list[SolveInfo] = []
+        self.last_solve: SolveInfo | None = None
+        """What the last window solve did (kept alone: a stream may run for hours)."""
         self.vertex_ids = torch.as_tensor(scene.vertex_ids if scene is not None else np.zeros(0, np.int64))
 
     # --------------------------------------------------------------- stream
@@ -159,13 +155,17 @@ class HandWindow:
         all_rows = np.concatenate([[f[0] for f in fixed], rows]).astype(np.int64)
         fixed_kp = torch.as_tensor(np.stack([f[2] for f in fixed])) if fixed else None
         data = self._data(live, fixed, all_rows)
+        with torch.no_grad():  # the hand at the start of the solve: for the contacts and the landmarks' scale
+            start = self.model.pose(self.problem.params(torch.as_tensor(x, dtype=self.model.dtype),
+                                                        torch.as_tensor(self.betas, dtype=self.model.dtype)),
+                                    with_vertices=self.scene is not None)
         if self.scene is not None:
-            self._contacts(live, data, x)
-        data.extras["landmark_scale"] = self._landmark_scale(x, data)
+            self._contacts(live, data, x, start.vertices[len(fixed):])
+        data.extras["landmark_scale"] = self._landmark_scale(start.keypoints, data)
         first = not any(s.optimized for _, s in live)
         iters = cfg.first_iterations if first else cfg.iterations
         xs, betas, info = self.problem.solve(torch.as_tensor(x), torch.as_tensor(self.betas), data, iters, fixed_kp)
-        self.infos.append(info)
+        self.last_solve = info
         xs = xs.detach().numpy().astype(np.float64)
         betas = betas.detach().numpy().astype(np.float64)
         self.solved_betas = betas
@@ -177,15 +177,11 @@ class HandWindow:
             s.x = xs[len(fixed) + k]
             s.optimized = True
         last = live[-1][1]
-        self.offset = np.zeros(3)
-        self.offset[:] = last.x[-3:] - last.obs.x0[-3:]
+        self.offset = last.x[-3:] - last.obs.x0[-3:]
 
-    def _landmark_scale(self, x: np.ndarray, data: WindowData) -> torch.Tensor:
-        """(T,) size of the current estimate over the size of the detector's 3D keypoints, per slot."""
-        with torch.no_grad():
-            kp = self.model.pose(self.problem.params(torch.as_tensor(x, dtype=self.model.dtype),
-                                                     torch.as_tensor(self.betas, dtype=self.model.dtype)),
-                                 with_vertices=False).keypoints
+    @staticmethod
+    def _landmark_scale(kp: torch.Tensor, data: WindowData) -> torch.Tensor:
+        """(T,) size of the hand ``kp`` (T, 21, 3) over the size of the detector's 3D keypoints, per slot."""
         w = data.lm_weight ** 2
         rel = kp - kp.mean(1, keepdim=True)
         lm = data.landmarks - data.landmarks.mean(1, keepdim=True)
@@ -221,15 +217,16 @@ class HandWindow:
             data.sdf = self.scene.sdf
         return data
 
-    def _contacts(self, live, data: WindowData, x: np.ndarray) -> None:
-        """Contact evidence, labels and lifted targets for the free slots (updates ``data`` and ``x``)."""
+    def _contacts(self, live, data: WindowData, x: np.ndarray, vertices: torch.Tensor) -> None:
+        """Contact evidence, labels and lifted targets for the free slots (updates ``data`` and ``x``).
+
+        ``vertices``: (len(live), V, 3) the free slots' meshes at ``x``.
+        """
         nf = data.fixed
         scene, ccfg = self.scene, self.contact_cfg
-        xs = torch.as_tensor(x[nf:], dtype=self.model.dtype)
         with torch.no_grad():
-            out = self.model.pose(self.problem.params(xs, torch.as_tensor(self.betas, dtype=self.model.dtype)))
-            verts = out.vertices.double().numpy()
-            normals = self.model.vertex_normals(out.vertices).double().numpy()
+            normals = self.model.vertex_normals(vertices).double().numpy()
+        verts = vertices.double().numpy()
         for k, (_, s) in enumerate(live):
             s.verts = verts[k]
         self._judge()
@@ -276,9 +273,7 @@ class HandWindow:
             flag = None  # no hand or no object pose: no evidence
             if s is not None and s.obs.T_cam_obj is not None and s.verts is not None:
                 ev = self.scene.evidence(s.verts, self.K, s.obs.T_cam_obj, self.contact_cfg, was_in_contact=prev)
-                flag, s.possible, s.scale = ev.possible, ev.possible, ev.scale
-            elif s is not None:
-                s.possible = None
+                flag, s.scale = ev.possible, ev.scale
             row = self.first_row + i
             self.labeler.push(row, flag)
             prev = self.labeler.labels([row])[row]
@@ -309,4 +304,4 @@ class HandWindow:
             if slot.in_contact:
                 hand.contact_points = points
         self.fixed.append((row, x.copy(), kp))
-        return Decided(row, hand, pen, verts, slot.possible, slot.scale)
+        return Decided(row, hand, pen, verts)
