@@ -170,9 +170,9 @@ class WindowConfig:
     """Relative motion scale in the object frame while grasped, metres per frame."""
     prior_weight: float = 1.0
     """Weight of the pose prior and joint limits."""
-    shape_sigma: float = 0.5
+    shape_sigma: float = 0.1
     """How far one window may move the hand's shape from the running estimate (prior std units)."""
-    shape_rate: float = 0.2
+    shape_rate: float = 0.5
     """How much of a contact window's shape estimate enters the running estimate (0: the shape stays the model's mean)."""
     vertices: bool = True
     """Write the hand mesh (float16) per frame."""

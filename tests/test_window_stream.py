@@ -86,15 +86,17 @@ def test_streaming_equals_one_offline_pass(engine_run):
 
 
 def test_rows_without_a_hand_pass_through_invalid(engine_run):
-    """Every row reaches the store; rows without a hand (the oracle's missed detections, the absent left hand)
-    are valid = False with NaN parameters, no contact and no contact points."""
+    """Every row reaches the store; rows without a hand (the oracle's missed detections, the absent left hand,
+    detections the identity gate dropped) are valid = False with NaN parameters, no contact and no contact points."""
     res, _ = engine_run
     n = res.finalized_frames
     for side in SIDES:
         h = f"hand/{side}/"
         seen = np.isfinite(res.array(h + "keypoints2d", n)).all(axis=(1, 2))
         valid = res.array(h + "valid", n)
-        np.testing.assert_array_equal(valid, seen & res.array(h + "init/valid", n))
+        rejected = res.array(h + "rejected", n)
+        assert not (rejected & ~seen).any()
+        np.testing.assert_array_equal(valid, seen & res.array(h + "init/valid", n) & ~rejected)
         none = ~valid
         assert np.isnan(res.array(h + "joints", n)[none]).all() and np.isnan(res.array(h + "pose", n)[none]).all()
         assert not res.array(h + "in_contact", n)[none].any()

@@ -39,6 +39,9 @@ from inscene.kernels import RayCaster, SDFGrid, project
 from .lifting import in_mask
 
 RANK = 3
+REGION_REACH = 0.01
+"""A region (finger pad, palm) farther than this from the object counts as this far: a grasp is judged by the
+regions that touch, not by how far the free fingers are."""
 COARSE_STEPS = 33
 FINE_STEPS = 17
 
@@ -60,18 +63,30 @@ class Evidence:
 
 
 def _scale_costs(grid: SDFGrid, points_obj: np.ndarray, offset: np.ndarray, scales: np.ndarray, rank: int,
-                 lam: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """cost, distance, penetration (S,) of the candidates ``s * points_obj + offset`` (object frame) per scale."""
+                 lam: float, regions: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """cost, distance, penetration (S,) of the candidates ``s * points_obj + offset`` (object frame) per scale.
+
+    ``regions``: (order, starts) grouping the candidates by region (``order`` sorts them
+    by region, ``starts`` the first position of each); the cost then sums each region's
+    smallest outside distance, capped at ``REGION_REACH``, over the regions.
+    """
     d, _ = grid.lookup(scales[:, None, None] * points_obj[None] + offset, gradient=False)  # (S, C)
     k = min(rank, d.shape[1]) - 1
-    dist = np.partition(np.maximum(d, 0.0), k, axis=1)[:, k]
+    out = np.maximum(d, 0.0)
+    dist = np.partition(out, k, axis=1)[:, k]
     pen = np.maximum(-d.min(axis=1), 0.0)
-    return dist + pen + lam * np.abs(np.log(scales)), dist, pen
+    if regions is None:
+        fit = dist
+    else:
+        order, starts = regions
+        per_region = np.minimum.reduceat(out[:, order], starts, axis=1)  # (S, R)
+        fit = np.minimum(per_region, REGION_REACH).mean(axis=1)
+    return fit + pen + lam * np.abs(np.log(scales)), dist, pen
 
 
 def contact_evidence(vertices: np.ndarray, candidates: np.ndarray, K: np.ndarray, T_cam_obj: np.ndarray,
                      grid: SDFGrid, caster: RayCaster, config: ContactConfig, mask: np.ndarray | None = None,
-                     was_in_contact: bool = False, rank: int = RANK) -> Evidence:
+                     was_in_contact: bool = False, rank: int = RANK, regions: np.ndarray | None = None) -> Evidence:
     """Contact evidence of one hand in one frame, at the best depth correction.
 
     Args:
@@ -83,6 +98,11 @@ def contact_evidence(vertices: np.ndarray, candidates: np.ndarray, K: np.ndarray
         mask: (H, W) bool object mask, or None for the object's silhouette (ray hits).
         was_in_contact: the hand was in contact the previous frame (``off_distance`` applies).
         rank: the distance is the ``rank``-th smallest candidate distance.
+        regions: (C,) int region of each candidate (finger pad, palm), or None. Given, the
+            depth correction is the scale at which the regions touch the object together
+            (the mean over regions of each region's distance, capped at ``REGION_REACH``),
+            not the one at which any ``rank`` candidates touch: a hand at the wrong depth
+            often still touches a curved object with one region.
     Returns:
         :class:`Evidence`.
     """
@@ -96,7 +116,14 @@ def contact_evidence(vertices: np.ndarray, candidates: np.ndarray, K: np.ndarray
     if T.shape != (4, 4) or np.asarray(K).shape != (3, 3):
         raise ValueError(f"contact_evidence: need K (3, 3) and T_cam_obj (4, 4), got {np.shape(K)}, {T.shape}")
     p = v[cand]
-    p = p[(p[:, 2] > 1e-6) & np.isfinite(p).all(axis=1)]
+    good = (p[:, 2] > 1e-6) & np.isfinite(p).all(axis=1)
+    p = p[good]
+    groups = None
+    if regions is not None:
+        reg = np.asarray(regions)[good]
+        order = np.argsort(reg, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(reg[order]) != 0])
+        groups = (order, starts)
     if len(p) == 0:
         return Evidence(math.inf, 1.0, 0, 0.0, False)
     # overlap with the object in the image
@@ -112,13 +139,13 @@ def contact_evidence(vertices: np.ndarray, candidates: np.ndarray, K: np.ndarray
     m = math.log1p(config.hold_depth_scale if was_in_contact else config.max_depth_scale)
     lam = config.on_distance / (4.0 * m) if m > 0 else 0.0
     logs = np.linspace(-m, m, COARSE_STEPS)
-    cost, dist, pen = _scale_costs(grid, p_obj, offset, np.exp(logs), rank, lam)
+    cost, dist, pen = _scale_costs(grid, p_obj, offset, np.exp(logs), rank, lam, groups)
     if m > 0:
         step = logs[1] - logs[0]
         best = logs[int(np.argmin(cost))]
         fine = np.clip(np.linspace(best - step, best + step, FINE_STEPS), -m, m)
         logs = np.concatenate([logs, fine])
-        c2, d2, p2 = _scale_costs(grid, p_obj, offset, np.exp(fine), rank, lam)
+        c2, d2, p2 = _scale_costs(grid, p_obj, offset, np.exp(fine), rank, lam, groups)
         cost, dist, pen = np.concatenate([cost, c2]), np.concatenate([dist, d2]), np.concatenate([pen, p2])
     # ties (e.g. no depth correction allowed, or several exact zeros): the smallest |log s|
     order = np.lexsort((np.abs(logs), cost))

@@ -145,3 +145,15 @@ def contact_candidates(model, max_count: int = MAX_CANDIDATES) -> np.ndarray:
         dist = np.minimum(dist, np.linalg.norm(rest - rest[chosen[k - 1]], axis=1))
         chosen[k] = int(np.argmax(dist))
     return np.sort(ids[chosen])
+
+
+def candidate_regions(model, candidates: np.ndarray) -> np.ndarray:
+    """(C,) int: the region of each candidate vertex, numbered in the order of :func:`contact_candidates`'s regions
+    (a vertex in two regions takes the first)."""
+    names = [k for k in model.regions if k.endswith("_pad")] + (["palm"] if "palm" in model.regions else [])
+    out = np.full(len(candidates), -1, np.int64)
+    for r, k in reversed(list(enumerate(names))):
+        out[np.isin(candidates, np.asarray(model.regions[k], dtype=np.int64))] = r
+    if (out < 0).any():
+        raise ValueError("candidate_regions: some candidates are in no finger-pad or palm region")
+    return out

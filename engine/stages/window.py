@@ -72,6 +72,8 @@ class WindowStage(Stage):
                 _spec(h + "transl", "float32", (3,), ("xyz",), f"{s} hand: translation, camera frame, metres"),
                 _spec(h + "joints", "float32", (21, 3), ("joint", "xyz"), f"{s} hand: 21 keypoints, camera frame, m"),
                 _spec(h + "in_contact", "bool", (), (), f"{s} hand: touches the object (contact detection)", False),
+                _spec(h + "rejected", "bool", (), (),
+                      f"{s} hand: a detection was dropped as another hand (identity gate: it jumped)", False),
                 _spec(h + "penetration", "float32", (), (),
                       f"{s} hand: deepest hand vertex inside the object, m (0: none; NaN: no object pose)"),
                 _spec(f"contact/{s}/points", "float32", (MAX_CONTACT_POINTS, 3), ("contact", "xyz"),
@@ -144,6 +146,7 @@ class WindowStage(Stage):
         f = packet.fields
         hand = d.hand
         packet.data["window"][side] = hand
+        f[h + "rejected"] = np.bool_(d.rejected)
         if hand is None:
             f[h + "valid"] = np.bool_(False)
             f[h + "pose"] = np.full((self.num_pose, 3), np.nan, np.float32)

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..config import ContactConfig
 from ..contact.detection import Evidence, contact_evidence
-from ..contact.lifting import contact_candidates, lift_contacts
+from ..contact.lifting import candidate_regions, contact_candidates, lift_contacts
 
 CONTACT_TOL = 0.003
 """A hand vertex this close to the surface (or inside) is a contact point, metres."""
@@ -27,6 +27,8 @@ class ObjectScene:
         self.sdf = sdf if sdf is not None else sdf_grid(mesh)
         self.config = contact
         self.candidates = contact_candidates(model)
+        self.regions = candidate_regions(model, self.candidates)
+        """(C,) region (finger pad, palm) of each candidate."""
         others = np.setdiff1d(np.arange(model.num_vertices), self.candidates)
         step = max(1, len(others) // EXTRA_VERTICES)
         self.vertex_ids = np.concatenate([self.candidates, others[::step]]).astype(np.int64)
@@ -36,7 +38,7 @@ class ObjectScene:
                  was_in_contact: bool = False, mask: np.ndarray | None = None) -> Evidence:
         """Contact evidence of a hand mesh (V, 3), camera frame."""
         return contact_evidence(vertices, self.candidates, K, T_cam_obj, self.sdf, self.caster, config, mask,
-                                was_in_contact)
+                                was_in_contact, regions=self.regions)
 
     def lift(self, vertices: np.ndarray, normals: np.ndarray, K: np.ndarray, T_cam_obj: np.ndarray,
              config: ContactConfig, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:

@@ -30,6 +30,15 @@ from .problem import SolveInfo, WindowProblem
 from .types import WindowHand
 
 
+GATE_SIZES = 0.6
+"""A new detection whose keypoints lie farther (median over keypoints) than this many hand sizes (2D box
+diagonal) from the hand's last detection, plus ``GATE_GROWTH`` per frame between them, is another hand
+(a handedness swap) and is dropped."""
+GATE_GROWTH = 0.2
+GATE_FRAMES = 5
+"""Only detections this close in time to the last accepted one are gated (a hand may reappear anywhere)."""
+
+
 @dataclass
 class Observation:
     """One hand in one frame, as perception delivered it."""
@@ -53,6 +62,8 @@ class Observation:
 class _Slot:
     obs: Observation
     x: np.ndarray
+    start: np.ndarray
+    """The per-frame fit at the window's hand size (see ``HandWindow._start``)."""
     optimized: bool = False
     verts: np.ndarray | None = None
     """(V, 3) the mesh at the estimate the contact evidence was judged on."""
@@ -70,6 +81,8 @@ class Decided:
     """Deepest hand vertex inside the object, metres (0: none; NaN: no object)."""
     vertices: np.ndarray | None = None
     """(V, 3) the hand mesh, camera frame."""
+    rejected: bool = False
+    """A detection came for this row and was dropped by the identity gate (another hand reported as this one)."""
 
 
 class HandWindow:
@@ -94,7 +107,7 @@ class HandWindow:
         self.size_known = False
         """A window with contact has measured the hand's shape against the object."""
         self.offset = np.zeros(3)
-        """Translation correction of the last optimized frame (window estimate minus perception)."""
+        """Translation correction of the last optimized frame (window estimate minus its start)."""
         self.labeler: ContactLabeler | None = None
         """Contact labels with hysteresis over the rows (one flag per row, when it enters the window)."""
         self.judged_upto: int | None = None
@@ -102,21 +115,56 @@ class HandWindow:
         self.last_solve: SolveInfo | None = None
         """What the last window solve did (kept alone: a stream may run for hours)."""
         self.vertex_ids = torch.as_tensor(scene.vertex_ids if scene is not None else np.zeros(0, np.int64))
+        self.last_seen: Observation | None = None
+        """The last accepted detection (the reference of the identity gate)."""
+        self.rejected: set[int] = set()
+        """Held rows whose detection the identity gate dropped (another hand reported as this one)."""
 
     # --------------------------------------------------------------- stream
     def push(self, row: int, obs: Observation | None) -> list[Decided]:
         """Add one row (``obs`` None: no hand); returns the rows decided by this push."""
         if self.first_row is None:
             self.first_row = row
+        if obs is not None and not self._same_hand(obs):
+            self.rejected.add(row)
+            obs = None
         if obs is None:
             self.slots.append(None)
         else:
-            x = obs.x0.copy()
+            start = self._start(obs)
+            x = start.copy()
             x[-3:] += self.offset
-            self.slots.append(_Slot(obs, x))
+            self.slots.append(_Slot(obs, x, start))
         if len(self.slots) >= self.config.size:
             return self._solve_and_decide(self.config.stride)
         return []
+
+    def _start(self, obs: Observation) -> np.ndarray:
+        """The per-frame fit at the window's hand size: its wrist moved along the viewing ray by the ratio of the
+        two hand sizes, so the hand projects as it did (a bigger hand further away)."""
+        x = obs.x0.copy()
+        betas = self.betas if self.betas is not None else np.zeros(self.model.num_betas)
+        if np.array_equal(obs.betas0, betas):
+            return x
+        with torch.no_grad():
+            _, j = self.model.rest(torch.as_tensor(np.stack([obs.betas0, betas]), dtype=self.model.dtype))
+        j = j.double().numpy()
+        size = np.linalg.norm(j - j.mean(1, keepdims=True), axis=2).mean(1)
+        x[-3:] = (x[-3:] + j[0, 0]) * (size[1] / size[0]) - j[1, 0]
+        return x
+
+    def _same_hand(self, obs: Observation) -> bool:
+        """Whether a detection continues this hand's track (identity gate); accepted ones become the reference."""
+        ref = self.last_seen
+        if ref is not None and obs.row - ref.row <= GATE_FRAMES:
+            both = np.isfinite(obs.uv).all(1) & np.isfinite(ref.uv).all(1)
+            if both.sum() >= 5:
+                size = float(np.linalg.norm(np.ptp(ref.uv[both], axis=0)))
+                jump = float(np.median(np.linalg.norm(obs.uv[both] - ref.uv[both], axis=1)))
+                if jump > size * (GATE_SIZES + GATE_GROWTH * (obs.row - ref.row - 1)):
+                    return False
+        self.last_seen = obs
+        return True
 
     def flush(self) -> list[Decided]:
         """Decide every row still held."""
@@ -177,7 +225,7 @@ class HandWindow:
             s.x = xs[len(fixed) + k]
             s.optimized = True
         last = live[-1][1]
-        self.offset = last.x[-3:] - last.obs.x0[-3:]
+        self.offset = last.x[-3:] - last.start[-3:]
 
     @staticmethod
     def _landmark_scale(kp: torch.Tensor, data: WindowData) -> torch.Tensor:
@@ -282,7 +330,9 @@ class HandWindow:
     # -------------------------------------------------------------- decide
     def _decide(self, row: int, slot: _Slot | None, label: tuple[bool, bool, bool]) -> Decided:
         if slot is None:
-            return Decided(row, None)
+            rejected = row in self.rejected
+            self.rejected.discard(row)
+            return Decided(row, None, rejected=rejected)
         x = slot.x
         betas = self.solved_betas  # the shape the frame was solved with
         with torch.no_grad():
