@@ -174,3 +174,26 @@ def test_a_window_without_any_hand_decides_its_rows_empty(anny_right32):
     decided += win.flush()
     assert [d.row for d in decided] == list(range(rows))
     assert [d.hand is None for d in decided] == [t in missing for t in range(rows)]
+
+
+def test_the_identity_gate_drops_a_detection_that_jumps_to_another_hand(anny_right32):
+    """A handedness swap: for two frames this side is handed another hand's keypoints (shifted by 2.5 hand
+    sizes). Those rows leave without a hand, marked rejected; the track goes on at its own keypoints after."""
+    rows = 16
+    obs, K = synthetic_observations(anny_right32, rows, set())
+    size = np.linalg.norm(np.ptp(obs[0].uv, axis=0))
+    for t in (7, 8):
+        obs[t].uv = obs[t].uv + np.array([2.5 * size, 0.0])
+    win = HandWindow(anny_right32, WindowConfig(size=6, stride=3, iterations=1, first_iterations=2),
+                     ContactConfig(), K)
+    decided = []
+    for t, o in enumerate(obs):
+        decided += win.push(t, o)
+    decided += win.flush()
+    assert [d.rejected for d in decided] == [t in (7, 8) for t in range(rows)]
+    assert [d.hand is None for d in decided] == [t in (7, 8) for t in range(rows)]
+    # a hand that reappears after a long gap is taken wherever it is
+    far = synthetic_observations(anny_right32, 1, set())[0][0]
+    far.uv = far.uv + np.array([2.5 * size, 0.0])
+    far.row = rows + 10
+    assert win._same_hand(far)
