@@ -240,9 +240,13 @@ class GraspConfig:
     """Human-motion prior of the approach: minimum_jerk (Flash & Hogan wrist path + aperture profile)."""
     retreat: bool = False
     """Also re-solve the retreat after a release (off by default: on the synthetic suite it made the retreat worse)."""
+    settle_s: float = 0.5
+    """After an onset, the approach waits this long in contact (within the buffer's bound) before it is re-solved:
+    the contact frames measure the hand's size against the object, and the approach takes the latest measure."""
 
     def __post_init__(self) -> None:
         _check(self.buffer_s > 0, "grasp.buffer_s", self.buffer_s, "must be > 0")
+        _check(self.settle_s >= 0, "grasp.settle_s", self.settle_s, "must be >= 0")
         _check(self.prior in ("minimum_jerk",), "grasp.prior", self.prior, "choose minimum_jerk")
 
 

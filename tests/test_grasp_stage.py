@@ -147,7 +147,8 @@ def run_chain(rows, model, stages_after, cfg: RunConfig, pace_s: float = 0.0):
 
 def test_stage_between_synthetic_feed_and_asserting_sink(hand):
     rows, truth, rg = scenario(hand)
-    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=1.0, retreat=True)  # both opt-in
+    # both opt-in; the approach re-solved at the onset itself (settle_s=0: test_the_approach_waits_for_the_contact..)
+    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=1.0, retreat=True, settle_s=0.0)
     sink = Collect()
     grasp, _ = run_chain(rows, hand, [sink], cfg)
     horizon = grasp._horizon
@@ -199,6 +200,31 @@ def test_stage_between_synthetic_feed_and_asserting_sink(hand):
     assert after < 0.6 * before, (before, after)
     kinds = [s["kind"] for s in grasp.solves]
     assert kinds == ["approach", "retreat"], kinds
+
+
+def test_the_approach_waits_for_the_contact_to_settle_and_takes_its_latest_hand_size(hand):
+    """With ``settle_s``, the approach is re-solved once the contact has lasted that long, at the hand shape of
+    the contact frame then (the window's size measure improves through the contact), not at the onset's."""
+    rows, _, rg = scenario(hand, n_contact=20)
+    rows = [{k: v for k, v in r.items() if k == "right"} for r in rows]
+    for k, r in enumerate(rg["contact"]):  # the size measured through the contact grows
+        h = rows[r]["right"]
+        rows[r]["right"] = dataclasses.replace(h, betas=np.asarray(h.betas) + np.r_[0.002 * k, np.zeros(len(h.betas) - 1)])
+    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=2.0, settle_s=0.2)
+    sink = Collect()
+    grasp, _ = run_chain(rows, hand, [sink], cfg)
+    assert [s["kind"] for s in grasp.solves] == ["approach"]
+    settled = rg["onset"] + round(0.2 * FPS)  # the contact frame at which the approach is re-solved
+    group = [p for p in sink.packets if p.row == settled]
+    assert len(group) == 1
+    final = {p.row: p for p in sink.packets if p.status == Status.FINAL}
+    revised = [r for r in rg["approach"] if final[r].fields["hand/right/revised"]]
+    assert revised
+    for r in revised:
+        np.testing.assert_allclose(final[r].fields["hand/right/betas"], rows[settled]["right"].betas, atol=1e-6)
+        # the revised rows were sent with the settled contact frame, after the contact frame before it
+        first_final = next(i for i, p in enumerate(sink.packets) if p.row == r and p.status == Status.FINAL)
+        assert first_final > next(i for i, p in enumerate(sink.packets) if p.row == settled - 1)
 
 
 def test_disabled_stage_finalizes_as_is(hand):

@@ -94,6 +94,10 @@ class _Track:
     in_contact: bool = False
     retreat: bool = False
     """The buffer starts right after a release (its frames are a retreat)."""
+    onset: tuple[WindowHand, float, np.ndarray | None] | None = None
+    """The first contact frame of a contact whose approach waits to be re-solved (``grasp.settle_s``)."""
+    released: tuple[WindowHand, float, np.ndarray | None] | None = None
+    """The last contact frame before that approach (the fixed start of a release-to-onset solve)."""
 
 
 class GraspStage(Stage):
@@ -166,11 +170,16 @@ class GraspStage(Stage):
                 self._set(packet, side, None, Motion.NONE)
                 continue
             if h.in_contact:
-                if tr.frames:
-                    touched |= self._solve(side, end=(h, t, obj))
+                if tr.frames and tr.onset is None:
+                    tr.onset, tr.released = (h, t, obj), tr.last_contact
+                settle = self.config.settle_s if self.config.enabled else 0.0
+                if tr.onset is not None and t - tr.onset[1] >= settle:
+                    touched |= self._solve(side, end=tr.onset, size=h)
                 self._set(packet, side, None, Motion.CONTACT)
                 tr.in_contact, tr.last_contact = True, (h, t, obj)
                 continue
+            if tr.onset is not None:  # the contact ended before it settled: re-solve with what it measured
+                touched |= self._solve(side, end=tr.onset, size=tr.last_contact[0])
             if tr.in_contact or h.release:  # first frame after a contact: a retreat begins
                 if tr.frames:  # (a contact without onset flag would leave frames; decide them first)
                     touched |= self._decide_as_is(side, list(tr.frames))
@@ -188,6 +197,8 @@ class GraspStage(Stage):
         touched: set[int] = set()
         for side in SIDES:
             tr = self._tracks[side]
+            if tr.onset is not None:
+                touched |= self._solve(side, end=tr.onset, size=tr.last_contact[0])
             if not tr.frames:
                 continue
             if tr.retreat:
@@ -209,6 +220,8 @@ class GraspStage(Stage):
         tr = self._tracks[side]
         if not tr.frames or now - tr.frames[0].time <= self._horizon:
             return set()
+        if tr.onset is not None:  # an approach waiting for its contact to settle: re-solve it now
+            return self._solve(side, end=tr.onset, size=tr.last_contact[0])
         if tr.retreat:
             touched = self._solve_retreat(side)
             tr.frames.clear()
@@ -219,11 +232,14 @@ class GraspStage(Stage):
             old.append(tr.frames.popleft())
         return self._decide_as_is(side, old)
 
-    def _solve(self, side: str, end: tuple[WindowHand, float, np.ndarray | None]) -> set[int]:
-        """Contact onset: re-solve the buffered frames backward from ``end`` (both ends fixed after a release)."""
+    def _solve(self, side: str, end: tuple[WindowHand, float, np.ndarray | None], size: WindowHand) -> set[int]:
+        """Re-solve the buffered frames backward from ``end``, the first contact frame (both ends fixed after a
+        release), at the hand shape of ``size`` (the latest contact frame: the best measure of the hand)."""
         tr = self._tracks[side]
         frames = list(tr.frames)
         tr.frames.clear()
+        tr.onset = None
+        end = (dataclasses.replace(end[0], betas=np.asarray(size.betas).copy()), end[1], end[2])
         if not self.config.enabled:
             tr.retreat = False
             return self._decide_as_is(side, frames)
@@ -233,8 +249,8 @@ class GraspStage(Stage):
         t0 = time.perf_counter()
         times = [f.time for f in frames]
         hands = [f.hand for f in frames]
-        if tr.retreat and tr.last_contact is not None:
-            h0, t_0, _ = tr.last_contact
+        if tr.retreat and tr.released is not None:
+            h0, t_0, _ = tr.released
             revised = complete_between(self.models[side], self._K, h0, hands, h_end, np.array([t_0, *times, t_end]),
                                        self.prior, self.grid, poses, self.completion)
             kind = "between"
