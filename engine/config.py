@@ -240,7 +240,7 @@ class GraspConfig:
     """Human-motion prior of the approach: minimum_jerk (Flash & Hogan wrist path + aperture profile)."""
     retreat: bool = False
     """Also re-solve the retreat after a release (off by default: on the synthetic suite it made the retreat worse)."""
-    settle_s: float = 0.5
+    settle_s: float = 1.0
     """After an onset, the approach waits this long in contact (within the buffer's bound) before it is re-solved:
     the contact frames measure the hand's size against the object, and the approach takes the latest measure."""
 
