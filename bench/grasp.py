@@ -155,7 +155,7 @@ def main(args: argparse.Namespace) -> int:
         red = 1 - pg["approach"]["mrpe_mm"] / pw["approach"]["mrpe_mm"]
         verdict.append(f"approach MRPE {-red * 100:+.0f} % (target <= -40 %): {'ok' if red >= 0.4 else 'FAIL'}")
         worse = pg["approach"]["mpjpe_mm"] > pw["approach"]["mpjpe_mm"]
-        verdict.append(f"approach MPJPE {pw['approach']['mpjpe_mm']:.1f} -> {pg['approach']['mpjpe_mm']:.1f} mm "
+        verdict.append(f"approach MPJPE {pw['approach']['mpjpe_mm']:.2f} -> {pg['approach']['mpjpe_mm']:.2f} mm "
                        f"(not worse): {'FAIL' if worse else 'ok'}")
     if ratios:
         verdict.append(f"onset acceleration / median: max {max(ratios):.2f}, median {np.median(ratios):.2f} over "

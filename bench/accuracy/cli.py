@@ -42,6 +42,7 @@ LABELS = {"init": "per-frame init", "perframe": "per-frame (window off)", "windo
           "no_contact": "w/o contact", "no_sdf": "w/o SDF", "no_smooth": "w/o smoothness",
           "grasp": "window + stage 2",
           "truth": "ground truth (reference)"}
+PHASES = ("before_contact", "contact", "after_contact")
 TARGETS = {"mrpe_ratio": 0.5, "mpjpe_mm": 10.0, "penetration_mm": 2.0, "contact_f1": 0.9, "jitter_ratio": 1.5,
            "window_ms": 15.0}
 
@@ -98,7 +99,8 @@ def _row(name: str, f: dict[str, Any], ms: float | None) -> dict[str, Any]:
             "penetration_all_mm": f["penetration_mm"]["all"]["mean"],
             "penetration_cm3": f["penetration_volume_cm3"]["contact"]["mean"],
             "contact_f1": f["contact"]["f1"], "jitter_ratio": f["jitter"]["ratio"],
-            "window_ms": ms if ms is not None else math.nan}
+            "window_ms": ms if ms is not None else math.nan,
+            "mrpe_phase_mm": {k: v["mean"] for k, v in f.get("mrpe_phase_mm", {}).items()}}
 
 
 def verdict(row: dict[str, Any]) -> tuple[bool, str]:
@@ -184,6 +186,12 @@ def main(args: argparse.Namespace) -> int:
         title = f"{p} (seeds {', '.join(map(str, seeds))})" if p != "all" else "all presets"
         print(f"\n{title}\n{text_table(rs)}")
         md += [f"## {title}\n", markdown_table(rs), ""]
+        phases = [r for r in rs if r["method"] in ("init", "window", "grasp") and r["mrpe_phase_mm"]]
+        if phases:  # MRPE split by the ground truth's contact
+            line = "MRPE by phase (before the first contact / in contact / after a release), mm: " + "; ".join(
+                f"{r['label']} {' / '.join(_cell('{:.1f}', r['mrpe_phase_mm'][k]) for k in PHASES)}" for r in phases)
+            print(line)
+            md.append(line + "\n")
         for r in rs:
             if r["method"] == "window" or (r["method"] == "perframe" and "window" not in methods):
                 ok, line = verdict(r)

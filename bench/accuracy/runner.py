@@ -223,10 +223,16 @@ def score_estimate(gt: dict[str, np.ndarray], est: dict[str, np.ndarray], mask: 
         contact, source = np.where(np.isfinite(sdf), sdf, np.inf).min(axis=1) <= contact_tol, "geometric"
     g_contact = gt["in_contact"].astype(bool)
     joints = est["joints"].astype(np.float64)
+    wrist = np.full(len(mask), np.nan)
+    wrist[mask] = M.mrpe(joints[mask], gt["joints"][mask])
+    touched = np.cumsum(g_contact) > 0  # at or after the ground truth's first contact
     return {
         "frames": int(mask.sum()), "in_view": int(in_view.sum()),
         "coverage": float(mask.sum() / max(in_view.sum(), 1)),
         "mrpe_mm": M.summary_stats(M.mrpe(joints[mask], gt["joints"][mask])),
+        "mrpe_phase_mm": {"before_contact": M.summary_stats(wrist[mask & ~touched]),
+                          "contact": M.summary_stats(wrist[mask & g_contact]),
+                          "after_contact": M.summary_stats(wrist[mask & touched & ~g_contact])},
         "mpjpe_mm": M.summary_stats(M.mpjpe_rel(joints[mask], gt["joints"][mask])),
         "penetration_mm": {"all": M.summary_stats(depth[mask]), "contact": M.summary_stats(depth[mask & g_contact])},
         "penetration_volume_cm3": {"all": M.summary_stats(volume[mask], 1e6),
@@ -250,6 +256,8 @@ def pool(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "frames": frames, "in_view": in_view, "coverage": frames / max(in_view, 1),
         "mrpe_mm": M.pool_means([p["mrpe_mm"] for p in parts]),
+        "mrpe_phase_mm": {k: M.pool_means([p["mrpe_phase_mm"][k] for p in parts if "mrpe_phase_mm" in p])
+                          for k in ("before_contact", "contact", "after_contact")},
         "mpjpe_mm": M.pool_means([p["mpjpe_mm"] for p in parts]),
         "penetration_mm": {k: M.pool_means([p["penetration_mm"][k] for p in parts]) for k in ("all", "contact")},
         "penetration_volume_cm3": {k: M.pool_means([p["penetration_volume_cm3"][k] for p in parts])
