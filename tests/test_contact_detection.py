@@ -179,3 +179,30 @@ def test_labeler_needs_lookahead_and_order():
     assert snapshot.decide(4) == [(1, False, False, False), (2, False, False, False), (3, False, False, False)]
     with pytest.raises(ValueError, match="expected row 4"):
         lab.push(7, True)
+
+
+def test_region_evidence_corrects_depth_and_ignores_free_regions(touching, sphere, anny_right):
+    """With the candidates grouped by region (pads, palm), the depth correction is where the regions touch
+    together. The palm-on-sphere hand pushed 5 % along its rays (the default hold range is 10 %) is brought
+    back to within 2 % (not exactly: the finger pads of this flat hand lie within the 10 mm cap beside the
+    sphere and pull towards where they come nearer -- the bias the README notes; over a wide range, +-20 %,
+    the rule can even prefer the flat hand behind the sphere with its pads near the back, which the rank
+    rule does not). A region beyond the cap counts as the cap, so moving it farther away does not move the
+    correction."""
+    from inscene.engine.contact.lifting import candidate_regions
+
+    v, cand, T = touching
+    grid, caster = sphere
+    regions = candidate_regions(anny_right, cand)
+    assert len(np.unique(regions)) == 6 and (regions >= 0).all()
+    hold = ContactConfig(max_depth_scale=0.1)
+    for factor in (1.05, 1 / 1.05):
+        ev = contact_evidence(v * factor, cand, K, T, grid, caster, hold, regions=regions)
+        assert ev.possible, ev
+        assert abs(ev.scale * factor - 1) < 0.02, ev
+    base = contact_evidence(v * 1.05, cand, K, T, grid, caster, hold, regions=regions)
+    thumb = cand[regions == 0]
+    far = v.copy()
+    far[thumb] += (0.0, 0.15, 0.0)  # the thumb pad 15 cm away from everything
+    moved = contact_evidence(far * 1.05, cand, K, T, grid, caster, hold, regions=regions)
+    assert moved.scale == pytest.approx(base.scale, abs=1e-3)
