@@ -160,9 +160,14 @@ def main(args: argparse.Namespace) -> int:
     if ratios:
         verdict.append(f"onset acceleration / median: max {max(ratios):.2f}, median {np.median(ratios):.2f} over "
                        f"{len(ratios)} onsets (target <= 2): {'ok' if max(ratios) <= 2 else 'FAIL'}")
+    before = [x for r in results for h in r["window"]["hands"].values() for x in h["onset_accel_ratio"]]
+    if before:  # the same measure of stage 1 alone, for reference
+        verdict.append(f"(stage 1 alone: onset acceleration / median max {max(before):.2f}, median "
+                       f"{np.median(before):.2f} over {len(before)} onsets)")
     print("\n".join(verdict))
     figures = {"presets": args.presets, "seeds": args.seeds, "oracle": args.oracle, "scenes": results,
-               "pooled": {"window": pw, "grasp": pg}, "onset_accel_ratios": ratios, "verdict": verdict,
+               "pooled": {"window": pw, "grasp": pg}, "onset_accel_ratios": ratios,
+               "onset_accel_ratios_stage1": before, "verdict": verdict,
                "seconds": time.perf_counter() - t0}
     path = write_json("grasp", figures, args.json)
     md = path.with_suffix(".md")

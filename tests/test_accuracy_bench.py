@@ -100,8 +100,13 @@ def test_cli_writes_tables(workdir, perframe, tmp_path, capsys):
     doc = json.loads((tmp_path / "acc.json").read_text())
     assert doc["benchmark"] == "accuracy" and "commit" in doc["machine"]
     tables = doc["figures"]["tables"]
-    assert set(tables) == {"tiny", "all"} and [r["method"] for r in tables["tiny"]] == ["init", "perframe"]
-    assert tables["tiny"][1]["mrpe_mm"] == pytest.approx(perframe["pooled"]["method"]["mrpe_mm"]["mean"])
+    assert set(tables) == {"tiny", "all"} and [r["method"] for r in tables["tiny"]] == ["init", "truth", "perframe"]
+    truth = tables["tiny"][1]  # the ground truth scored as an estimate: exact, its penetration is the reference
+    assert truth["mrpe_mm"] == 0 and truth["mpjpe_mm"] == 0 and truth["contact_f1"] == 1
+    assert np.isfinite(truth["penetration_mm"])
+    assert tables["tiny"][2]["mrpe_mm"] == pytest.approx(perframe["pooled"]["method"]["mrpe_mm"]["mean"])
+    assert set(tables["tiny"][2]["mrpe_phase_mm"]) == {"before_contact", "contact", "after_contact"}
+    assert "MRPE by phase" in out
     assert "| method |" in (tmp_path / "acc.md").read_text()
 
 
