@@ -111,8 +111,6 @@ def test_cli_writes_tables(workdir, perframe, tmp_path, capsys):
 
 
 def test_window_run_when_built(workdir):
-    if not R.window_available():
-        pytest.skip("the window stage (inscene.engine.stages.window) is not built yet")
     r = R.evaluate("tiny", 0, "window", workdir=workdir)
     assert r["init_source"].startswith("hand/{side}/init/")
     m = r["sides"]["right"]["method"]

@@ -30,7 +30,6 @@ from .runner import (
     pool,
     run_method,
     scene_dir,
-    window_available,
 )
 
 DEFAULT_PRESETS = ("mug_static", "ycb_mug_ego", "handover_static", "box_ego")
@@ -51,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--presets", nargs="+", default=None, help=f"synthetic presets (default {' '.join(DEFAULT_PRESETS)})")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="scene (and oracle) seeds (default 0 1)")
     p.add_argument("--methods", nargs="+", choices=list(METHODS), default=None,
-                   help="methods (default: the window and its ablations, or perframe while the window is not built)")
+                   help="methods (default: the window and its ablations)")
     p.add_argument("--frames", type=int, default=0, help="frames per scene (0: the preset's length; >= 24)")
     p.add_argument("--quick", action="store_true",
                    help=f"short version: {' '.join(QUICK_PRESETS)}, seed 0, {QUICK_FRAMES} frames")
@@ -62,12 +61,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", help="where to write the JSON (default bench/results/accuracy.json; .md next to it)")
 
 
-def plan(args: argparse.Namespace, have_window: bool) -> tuple[list[str], list[int], list[str], int]:
+def plan(args: argparse.Namespace) -> tuple[list[str], list[int], list[str], int]:
     """Presets, seeds, methods and frames the arguments ask for."""
     presets = args.presets or list(QUICK_PRESETS if args.quick else DEFAULT_PRESETS)
     seeds = args.seeds or ([0] if args.quick else list(DEFAULT_SEEDS))
     frames = args.frames or (QUICK_FRAMES if args.quick else 0)
-    methods = args.methods or (list(WINDOW_METHODS) if have_window else ["perframe"])
+    methods = args.methods or list(WINDOW_METHODS)
     return presets, seeds, methods, frames
 
 
@@ -154,13 +153,7 @@ NOTES = ("MRPE: wrist error, camera frame (mean). MPJPE: root-relative, 21 joint
 
 
 def main(args: argparse.Namespace) -> int:
-    have_window = window_available()
-    presets, seeds, methods, frames = plan(args, have_window)
-    wanted_window = [m for m in methods if m != "perframe"]
-    if wanted_window and not have_window:
-        print(f"inscene bench accuracy: the window stage (inscene.engine.stages.window) is not built yet; "
-              f"dropping {', '.join(wanted_window)}")
-        methods = [m for m in methods if m == "perframe"] or ["perframe"]
+    presets, seeds, methods, frames = plan(args)
     print(header("inscene bench accuracy"))
     print(f"presets {' '.join(presets)}; seeds {' '.join(map(str, seeds))}; methods {' '.join(methods)}; "
           f"frames {frames or 'preset'}; oracle {args.oracle}; workdir {args.workdir}")
@@ -201,7 +194,7 @@ def main(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     print(f"\n{NOTES}\nbench time {seconds:.0f} s")
     figures = {"presets": presets, "seeds": seeds, "methods": methods, "frames": frames, "oracle": args.oracle,
-               "window_available": have_window, "targets": TARGETS, "seconds": round(seconds, 1), "tables": tables,
+               "targets": TARGETS, "seconds": round(seconds, 1), "tables": tables,
                "scenes": results}
     path = write_json("accuracy", figures, args.json)
     md_path = path.with_suffix(".md")

@@ -46,17 +46,6 @@ VOLUME_SPACING = 0.002
 """Lattice step of the penetration volume, metres."""
 
 
-def window_available() -> bool:
-    """Whether the stage-1 window stage (``inscene.engine.stages.window``) exists in this build."""
-    try:
-        from inscene.engine.stages.window import WindowStage  # noqa: F401
-    except ModuleNotFoundError as e:
-        if e.name in ("inscene.engine.stages.window", "inscene.engine.stages"):
-            return False
-        raise
-    return True
-
-
 # ---------------------------------------------------------------- scenes
 
 def scene_dir(preset: str, seed: int, frames: int, workdir: str | Path) -> Path:
