@@ -197,3 +197,25 @@ def test_the_identity_gate_drops_a_detection_that_jumps_to_another_hand(anny_rig
     far.uv = far.uv + np.array([2.5 * size, 0.0])
     far.row = rows + 10
     assert win._same_hand(far)
+
+
+def test_a_hand_without_contact_takes_the_size_the_other_hand_measured(anny_right32):
+    """One person: until a hand's own contacts measure its size, it takes the shape the other hand measured
+    (``share_size`` after each row, in the stage and in the offline replay alike); never the other way round,
+    and two measured hands keep their own."""
+    from inscene.engine.window.solver import share_size
+
+    cfg = WindowConfig(size=4, stride=2)
+    K = np.eye(3)
+    wins = {s: HandWindow(anny_right32, cfg, ContactConfig(), K) for s in SIDES}
+    share_size(wins)  # neither measured: both keep the mean (None until the first solve)
+    assert all(w.betas is None for w in wins.values())
+    measured = np.full(anny_right32.num_betas, 0.04)
+    wins["right"].betas, wins["right"].size_known = measured.copy(), True
+    share_size(wins)
+    np.testing.assert_array_equal(wins["left"].betas, measured)
+    assert not wins["left"].size_known
+    wins["left"].betas, wins["left"].size_known = np.full(anny_right32.num_betas, -0.02), True
+    share_size(wins)
+    np.testing.assert_array_equal(wins["right"].betas, measured)
+    np.testing.assert_array_equal(wins["left"].betas, np.full(anny_right32.num_betas, -0.02))

@@ -38,16 +38,22 @@ def observations(res, side: str) -> list[Observation | None]:
 
 
 def replay(res, cfg, models: dict, mesh=None) -> dict[str, list]:
-    """side -> the decided rows of one offline ``HandWindow`` pass over the store's observations."""
+    """side -> the decided rows of one offline pass of both hands' ``HandWindow`` over the store's observations
+    (row by row, both sides, the hand size shared as the window stage does)."""
     from inscene.engine.window.scene import ObjectScene
-    from inscene.engine.window.solver import HandWindow
+    from inscene.engine.window.solver import HandWindow, share_size
 
-    out = {}
-    for side in ("right", "left"):
+    sides = ("right", "left")
+    windows, obs, out = {}, {}, {}
+    for side in sides:
         scene = ObjectScene(mesh, models[side], cfg.contact) if mesh is not None else None
-        win = HandWindow(models[side], cfg.window, cfg.contact, res.K, scene)
-        decided = []
-        for row, obs in enumerate(observations(res, side)):
-            decided += win.push(row, obs)
-        out[side] = decided + win.flush()
+        windows[side] = HandWindow(models[side], cfg.window, cfg.contact, res.K, scene)
+        obs[side] = observations(res, side)
+        out[side] = []
+    for row in range(len(obs["right"])):
+        for side in sides:
+            out[side] += windows[side].push(row, obs[side][row])
+        share_size(windows)
+    for side in sides:
+        out[side] += windows[side].flush()
     return out

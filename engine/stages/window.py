@@ -21,7 +21,7 @@ from ..config import RunConfig
 from ..frame import Packet
 from ..stage import RunContext, Stage
 from ..store.schema import ArraySpec
-from ..window.solver import Decided, HandWindow, Observation
+from ..window.solver import Decided, HandWindow, Observation, share_size
 
 SIDES = ("right", "left")
 MAX_CONTACT_POINTS = 64
@@ -106,6 +106,7 @@ class WindowStage(Stage):
     def process(self, packet: Packet) -> list[Packet]:
         self.held.append(packet)
         decided = {s: self.windows[s].push(packet.row, self._observation(packet, s)) for s in SIDES}
+        share_size(self.windows)
         return self._release(decided)
 
     def flush(self) -> list[Packet]:

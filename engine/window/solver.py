@@ -355,3 +355,14 @@ class HandWindow:
                 hand.contact_points = points
         self.fixed.append((row, x.copy(), kp))
         return Decided(row, hand, pen, verts)
+
+
+def share_size(windows: dict[str, HandWindow]) -> None:
+    """One person, one hand size: a hand whose size no contact has measured yet takes the shape the other hand
+    measured (both hands' windows, after each row). Before either touches the object both keep the mean."""
+    known = [w for w in windows.values() if w.size_known and w.betas is not None]
+    if len(known) != 1:
+        return
+    for w in windows.values():
+        if not w.size_known:
+            w.betas = known[0].betas.copy()
