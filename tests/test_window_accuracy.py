@@ -30,7 +30,7 @@ from synth_fixtures import tiny_scene
 CLIPS = ("tiny", "mug60")
 MISSES = {
     ("tiny", "penetration"): "mean penetration over contact frames 4.5 mm (init 7.3 mm)",
-    ("mug60", "mpjpe"): "root-relative MPJPE 10.6 mm (init 12.3 mm; 7.4 mm over the whole benchmark suite)",
+    ("mug60", "mpjpe"): "root-relative MPJPE 10.6 mm (init 12.3 mm; 7.3 mm over the whole benchmark suite)",
     ("mug60", "penetration"): "mean penetration over contact frames 2.74 mm",
     ("mug60", "f1"): "contact F1 0.897 (tp 26, fp 6, fn 0: contact labelled on 6 frames without)",
 }
