@@ -232,3 +232,29 @@ def test_shape_parameters(anny_right):
         for k in (1, 2, 3):
             ratio = (kp1[base + k] - kp1[base]).norm() / (kp0[base + k] - kp0[base]).norm()
             assert abs(float(ratio) - 1.2) < 0.01
+
+
+def test_transl_for_shape_keeps_the_projection_of_a_resized_hand(anny_right):
+    """A hand given another size (anny's log-scale shape parameter) at ``transl_for_shape``'s translation is
+    the same hand scaled about the camera centre: its keypoints project where they did, its depth grows by the
+    ratio of the sizes."""
+    from inscene.models.hands.geometry import transl_for_shape
+
+    m = anny_right
+    rng = np.random.default_rng(3)
+    T = 4
+    go = torch.as_tensor(rng.normal(0, 0.3, (T, 3)), dtype=m.dtype)
+    hp = torch.as_tensor(rng.normal(0, 0.1, (T, m.num_pose_joints, 3)), dtype=m.dtype)
+    b0 = np.zeros((T, m.num_betas))
+    b1 = np.zeros(m.num_betas)
+    b1[0] = 0.06
+    t0 = np.array([[0.02 * k, -0.01, 0.45 + 0.05 * k] for k in range(T)])
+    t1 = transl_for_shape(m, t0, b0, b1)
+    with torch.no_grad():
+        k0 = m(go, hp, torch.as_tensor(b0, dtype=m.dtype), torch.as_tensor(t0, dtype=m.dtype),
+               with_vertices=False).keypoints.double().numpy()
+        k1 = m(go, hp, torch.as_tensor(np.broadcast_to(b1, (T, m.num_betas)).copy(), dtype=m.dtype),
+               torch.as_tensor(t1, dtype=m.dtype), with_vertices=False).keypoints.double().numpy()
+    np.testing.assert_allclose(k1[..., :2] / k1[..., 2:], k0[..., :2] / k0[..., 2:], atol=1e-5)
+    np.testing.assert_allclose(k1[..., 2] / k0[..., 2], np.exp(0.06), rtol=1e-4)
+    np.testing.assert_allclose(transl_for_shape(m, t0, b0, b0), t0, atol=1e-9)  # same shape: unchanged

@@ -134,6 +134,14 @@ def synthetic_observations(model, rows: int, missing: set[int],
     return out, K
 
 
+def decide_all(win: HandWindow, obs: list[Observation | None]) -> list:
+    """Every row's decision: ``obs`` pushed as rows 0.. in order, then the window flushed."""
+    decided = []
+    for t, o in enumerate(obs):
+        decided += win.push(t, o)
+    return decided + win.flush()
+
+
 @pytest.mark.parametrize("size,stride", [(12, 4), (6, 3), (5, 1), (4, 4)])
 def test_rows_are_decided_in_order_once_with_the_stated_lag(anny_right32, size, stride):
     rows, missing = 23, {2, 9, 10}
@@ -166,12 +174,8 @@ def test_a_window_without_any_hand_decides_its_rows_empty(anny_right32):
     """A gap longer than the window: its rows leave as empty decisions and the hand is picked up after it."""
     rows, missing = 20, set(range(3, 14))
     obs, K = synthetic_observations(anny_right32, rows, missing)
-    win = HandWindow(anny_right32, WindowConfig(size=4, stride=2, iterations=1, first_iterations=2),
-                     ContactConfig(), K)
-    decided = []
-    for t, o in enumerate(obs):
-        decided += win.push(t, o)
-    decided += win.flush()
+    decided = decide_all(HandWindow(anny_right32, WindowConfig(size=4, stride=2, iterations=1, first_iterations=2),
+                                    ContactConfig(), K), obs)
     assert [d.row for d in decided] == list(range(rows))
     assert [d.hand is None for d in decided] == [t in missing for t in range(rows)]
 
@@ -186,10 +190,7 @@ def test_the_identity_gate_drops_a_detection_that_jumps_to_another_hand(anny_rig
         obs[t].uv = obs[t].uv + np.array([2.5 * size, 0.0])
     win = HandWindow(anny_right32, WindowConfig(size=6, stride=3, iterations=1, first_iterations=2),
                      ContactConfig(), K)
-    decided = []
-    for t, o in enumerate(obs):
-        decided += win.push(t, o)
-    decided += win.flush()
+    decided = decide_all(win, obs)
     assert [d.rejected for d in decided] == [t in (7, 8) for t in range(rows)]
     assert [d.hand is None for d in decided] == [t in (7, 8) for t in range(rows)]
     # a hand that reappears after a long gap is taken wherever it is

@@ -99,7 +99,7 @@ def _row(name: str, f: dict[str, Any], ms: float | None) -> dict[str, Any]:
             "penetration_cm3": f["penetration_volume_cm3"]["contact"]["mean"],
             "contact_f1": f["contact"]["f1"], "jitter_ratio": f["jitter"]["ratio"],
             "window_ms": ms if ms is not None else math.nan,
-            "mrpe_phase_mm": {k: v["mean"] for k, v in f.get("mrpe_phase_mm", {}).items()}}
+            "mrpe_phase_mm": {k: v["mean"] for k, v in f["mrpe_phase_mm"].items()}}
 
 
 def verdict(row: dict[str, Any]) -> tuple[bool, str]:
@@ -179,7 +179,7 @@ def main(args: argparse.Namespace) -> int:
         title = f"{p} (seeds {', '.join(map(str, seeds))})" if p != "all" else "all presets"
         print(f"\n{title}\n{text_table(rs)}")
         md += [f"## {title}\n", markdown_table(rs), ""]
-        phases = [r for r in rs if r["method"] in ("init", "window", "grasp") and r["mrpe_phase_mm"]]
+        phases = [r for r in rs if r["method"] in ("init", "window", "grasp")]
         if phases:  # MRPE split by the ground truth's contact
             line = "MRPE by phase (before the first contact / in contact / after a release), mm: " + "; ".join(
                 f"{r['label']} {' / '.join(_cell('{:.1f}', r['mrpe_phase_mm'][k]) for k in PHASES)}" for r in phases)

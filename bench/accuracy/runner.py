@@ -245,7 +245,7 @@ def pool(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "frames": frames, "in_view": in_view, "coverage": frames / max(in_view, 1),
         "mrpe_mm": M.pool_means([p["mrpe_mm"] for p in parts]),
-        "mrpe_phase_mm": {k: M.pool_means([p["mrpe_phase_mm"][k] for p in parts if "mrpe_phase_mm" in p])
+        "mrpe_phase_mm": {k: M.pool_means([p["mrpe_phase_mm"][k] for p in parts])
                           for k in ("before_contact", "contact", "after_contact")},
         "mpjpe_mm": M.pool_means([p["mpjpe_mm"] for p in parts]),
         "penetration_mm": {k: M.pool_means([p["penetration_mm"][k] for p in parts]) for k in ("all", "contact")},

@@ -121,6 +121,11 @@ def lift_contacts(vertices: np.ndarray, normals: np.ndarray, candidates: np.ndar
     return LiftedContacts(sel, cand[sel], target, n_cam[rows, pick])
 
 
+def _contact_regions(model) -> list[str]:
+    """The model's regions that may touch an object: the finger pads, then the palm."""
+    return [k for k in model.regions if k.endswith("_pad")] + (["palm"] if "palm" in model.regions else [])
+
+
 def contact_candidates(model, max_count: int = MAX_CANDIDATES) -> np.ndarray:
     """Vertex ids that may touch an object: the five finger pads and the palm (``model.regions``).
 
@@ -132,7 +137,7 @@ def contact_candidates(model, max_count: int = MAX_CANDIDATES) -> np.ndarray:
     Returns:
         (C,) sorted int64 vertex ids, C <= max_count.
     """
-    names = [k for k in model.regions if k.endswith("_pad")] + (["palm"] if "palm" in model.regions else [])
+    names = _contact_regions(model)
     if not names:
         raise ValueError(f"contact_candidates: the {model.name} hand has no finger-pad or palm regions")
     ids = np.unique(np.concatenate([np.asarray(model.regions[k], dtype=np.int64) for k in names]))
@@ -150,9 +155,8 @@ def contact_candidates(model, max_count: int = MAX_CANDIDATES) -> np.ndarray:
 def candidate_regions(model, candidates: np.ndarray) -> np.ndarray:
     """(C,) int: the region of each candidate vertex, numbered in the order of :func:`contact_candidates`'s regions
     (a vertex in two regions takes the first)."""
-    names = [k for k in model.regions if k.endswith("_pad")] + (["palm"] if "palm" in model.regions else [])
     out = np.full(len(candidates), -1, np.int64)
-    for r, k in reversed(list(enumerate(names))):
+    for r, k in reversed(list(enumerate(_contact_regions(model)))):
         out[np.isin(candidates, np.asarray(model.regions[k], dtype=np.int64))] = r
     if (out < 0).any():
         raise ValueError("candidate_regions: some candidates are in no finger-pad or palm region")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from inscene.models.hands.geometry import transl_for_shape
 from inscene.models.hands.jacobian import keypoints_and_jacobian
 from inscene.models.hands.model import HandModel
 from inscene.models.hands.params import HandParams
@@ -238,16 +239,9 @@ class _Solver:
         dtype = self.model.dtype
         go = torch.as_tensor(np.stack([np.asarray(f.global_orient) for f in frames]), dtype=dtype)
         hp = torch.as_tensor(np.stack([np.asarray(f.hand_pose) for f in frames]), dtype=dtype)
-        kp1 = torch.as_tensor(np.stack([np.asarray(f.keypoints) for f in frames]), dtype=dtype)
-        zero = torch.zeros(len(frames), 3, dtype=dtype)
-        with torch.no_grad():
-            kp0 = self.model(go, hp, self.betas, zero, with_vertices=False).keypoints
-        size_new = (kp0 - kp0.mean(1, keepdim=True)).norm(dim=-1).mean(1)
-        size_old = (kp1 - kp1.mean(1, keepdim=True)).norm(dim=-1).mean(1)
-        ratio = (size_new / size_old.clamp_min(1e-6)).clamp(0.5, 2.0)
-        wrist = kp1[:, 0] * ratio[:, None]
-        transl = wrist - kp0[:, 0]
-        return torch.cat([go, hp.flatten(1), transl], dim=1)
+        transl = transl_for_shape(self.model, np.stack([np.asarray(f.transl) for f in frames]),
+                                  np.stack([np.asarray(f.betas) for f in frames]), self.betas[0].double().numpy())
+        return torch.cat([go, hp.flatten(1), torch.as_tensor(transl, dtype=dtype)], dim=1)
 
     def states(self, x: torch.Tensor) -> list[HandState]:
         p = self.unpack(x)

@@ -178,8 +178,7 @@ class GraspStage(Stage):
                 self._set(packet, side, None, Motion.CONTACT)
                 tr.in_contact, tr.last_contact = True, (h, t, obj)
                 continue
-            if tr.onset is not None:  # the contact ended before it settled: re-solve with what it measured
-                touched |= self._solve(side, end=tr.onset, size=tr.last_contact[0])
+            touched |= self._solve_waiting(side)  # the contact ended before it settled: what it measured
             if tr.in_contact or h.release:  # first frame after a contact: a retreat begins
                 if tr.frames:  # (a contact without onset flag would leave frames; decide them first)
                     touched |= self._decide_as_is(side, list(tr.frames))
@@ -197,8 +196,7 @@ class GraspStage(Stage):
         touched: set[int] = set()
         for side in SIDES:
             tr = self._tracks[side]
-            if tr.onset is not None:
-                touched |= self._solve(side, end=tr.onset, size=tr.last_contact[0])
+            touched |= self._solve_waiting(side)
             if not tr.frames:
                 continue
             if tr.retreat:
@@ -221,7 +219,7 @@ class GraspStage(Stage):
         if not tr.frames or now - tr.frames[0].time <= self._horizon:
             return set()
         if tr.onset is not None:  # an approach waiting for its contact to settle: re-solve it now
-            return self._solve(side, end=tr.onset, size=tr.last_contact[0])
+            return self._solve_waiting(side)
         if tr.retreat:
             touched = self._solve_retreat(side)
             tr.frames.clear()
@@ -231,6 +229,13 @@ class GraspStage(Stage):
         while tr.frames and now - tr.frames[0].time > self._horizon:
             old.append(tr.frames.popleft())
         return self._decide_as_is(side, old)
+
+    def _solve_waiting(self, side: str) -> set[int]:
+        """Re-solve an approach that waits for its contact to settle (if any), at the latest contact frame's shape."""
+        tr = self._tracks[side]
+        if tr.onset is None:
+            return set()
+        return self._solve(side, end=tr.onset, size=tr.last_contact[0])
 
     def _solve(self, side: str, end: tuple[WindowHand, float, np.ndarray | None], size: WindowHand) -> set[int]:
         """Re-solve the buffered frames backward from ``end``, the first contact frame (both ends fixed after a

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from inscene.models.hands.geometry import transl_for_shape
 
 from ..config import ContactConfig, WindowConfig
 from ..contact.detection import ContactLabeler
@@ -140,17 +141,12 @@ class HandWindow:
         return []
 
     def _start(self, obs: Observation) -> np.ndarray:
-        """The per-frame fit at the window's hand size: its wrist moved along the viewing ray by the ratio of the
-        two hand sizes, so the hand projects as it did (a bigger hand further away)."""
+        """The per-frame fit at the window's hand size: moved along its viewing ray so it projects as it did
+        (a bigger hand further away)."""
         x = obs.x0.copy()
         betas = self.betas if self.betas is not None else np.zeros(self.model.num_betas)
-        if np.array_equal(obs.betas0, betas):
-            return x
-        with torch.no_grad():
-            _, j = self.model.rest(torch.as_tensor(np.stack([obs.betas0, betas]), dtype=self.model.dtype))
-        j = j.double().numpy()
-        size = np.linalg.norm(j - j.mean(1, keepdims=True), axis=2).mean(1)
-        x[-3:] = (x[-3:] + j[0, 0]) * (size[1] / size[0]) - j[1, 0]
+        if not np.array_equal(obs.betas0, betas):
+            x[-3:] = transl_for_shape(self.model, x[-3:], obs.betas0, betas)[0]
         return x
 
     def _same_hand(self, obs: Observation) -> bool:

@@ -16,6 +16,30 @@ import torch
 from .keypoints import FINGERS, finger_keypoints
 
 
+def transl_for_shape(model, transl: np.ndarray, betas_from: np.ndarray, betas_to: np.ndarray) -> np.ndarray:
+    """Translations (T, 3) that give hands of shape ``betas_to`` the projections hands of ``betas_from`` had.
+
+    The monocular scale ambiguity: a hand of another size is the same hand scaled about
+    the camera centre, so its wrist moves along its viewing ray by the ratio of the two
+    sizes (mean distance of the rest joints from their centroid; exact for a model whose
+    shape has a log-scale parameter, close otherwise). The rotation is about the wrist,
+    so the pose is unchanged.
+
+    Args:
+        model: the hand model. transl: (T, 3) translations at ``betas_from``.
+        betas_from: (T, S) or (S,). betas_to: (T, S) or (S,).
+    """
+    transl = np.asarray(transl, np.float64).reshape(-1, 3)
+    T, S = len(transl), model.num_betas
+    b = np.concatenate([np.broadcast_to(betas_from, (T, S)), np.broadcast_to(betas_to, (T, S))])
+    with torch.no_grad():
+        _, joints = model.rest(torch.as_tensor(b, dtype=model.dtype))
+    j = joints.double().numpy()
+    size = np.linalg.norm(j - j.mean(1, keepdims=True), axis=2).mean(1)
+    ratio = size[T:] / np.maximum(size[:T], 1e-9)
+    return (transl + j[:T, 0]) * ratio[:, None] - j[T:, 0]
+
+
 def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """Area-weighted unit vertex normals (outward for outward-wound faces).
 
