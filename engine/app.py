@@ -60,6 +60,13 @@ class JobOutcome:
     queue_high_water: list[int] = field(default_factory=list)
     store_seconds: float = 0.0
     """Time the store sink spent writing (puts and flushes)."""
+    setup_seconds: float = 0.0
+    """Part of ``seconds`` spent setting the stages up (loading models) before the first frame."""
+
+    @property
+    def fps(self) -> float:
+        """Finalized frames per second of running (stage setup excluded)."""
+        return self.finalized / max(self.seconds - self.setup_seconds, 1e-9)
 
     @property
     def exit_code(self) -> int:
@@ -91,11 +98,16 @@ def refinement_stages(config: RunConfig) -> list[Stage]:
     from .stages.window import WindowStage
 
     window = WindowStage(config)
-    if not config.grasp.enabled:
-        return [window]
-    from .stages.grasp import GraspStage
+    stages: list[Stage] = [window]
+    if config.engine.workers:
+        from .worker import WorkerStage
 
-    return [window, GraspStage(config, models=window.models)]
+        stages = [WorkerStage(window, WindowStage, config)]
+    if config.grasp.enabled:
+        from .stages.grasp import GraspStage
+
+        stages.append(GraspStage(config, models=window.models))
+    return stages
 
 
 def _object_stage(config: RunConfig) -> Stage:
@@ -163,8 +175,9 @@ def run_job(req: JobRequest, progress: bool | None = None) -> JobOutcome:
         state = "complete"
     writer.close(state, dropped=pipeline.dropped, error=str(error) if error else None,
                  stopped_by=stats.stopped_by)
+    setup = (stats.ready - t0) if stats.ready is not None else 0.0
     return JobOutcome(state, writer.rows, writer.watermark, pipeline.dropped, time.monotonic() - t0, error,
-                      stats.stopped_by, pipeline.queue_high_water, sink.seconds)
+                      stats.stopped_by, pipeline.queue_high_water, sink.seconds, setup)
 
 
 def _prepare(req: JobRequest, probe: Source, info: SourceInfo, resume_attrs: dict[str, Any] | None):

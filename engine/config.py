@@ -256,6 +256,9 @@ class EngineConfig:
     """Packets buffered between two stages (bounded: a slow stage applies backpressure)."""
     progress: bool = True
     """Show the live progress display (frames, fps, lag, drops, ETA)."""
+    workers: bool = True
+    """Run the per-frame hand fit and the window in worker processes of their own (they are
+    interpreter-bound: in threads of one process they take turns instead of sharing the cores)."""
 
     def __post_init__(self) -> None:
         _check(self.queue_size >= 1, "engine.queue_size", self.queue_size, "must be >= 1")

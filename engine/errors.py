@@ -29,6 +29,9 @@ class InputError(InsceneError):
             line += f" ({hint})"
         super().__init__(line)
 
+    def __reduce__(self):  # picklable (errors come back from worker processes)
+        return type(self), (self.subject, self.problem, self.hint)
+
 
 class SourceError(InputError):
     """A source could not be opened or stopped delivering frames."""

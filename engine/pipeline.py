@@ -39,6 +39,8 @@ class RunStats:
     entered: int = 0
     dropped: int = 0
     started: float = field(default_factory=time.monotonic)
+    ready: float | None = None
+    """When every stage had finished its setup (the source starts reading then)."""
     last_arrival: float | None = None
     errors: list[InsceneError] = field(default_factory=list)
     source_error: SourceError | None = None
@@ -63,6 +65,7 @@ class Pipeline:
         self._queues = [BoundedQueue(source_queue_size, drop_oldest=live)]
         self._queues += [BoundedQueue(queue_size) for _ in stages[1:]]
         self._threads: list[threading.Thread] = []
+        self._ready = [threading.Event() for _ in stages]
 
     # -- checks -------------------------------------------------------------------
 
@@ -136,6 +139,11 @@ class Pipeline:
         q = self._queues[0]
         it = None
         try:
+            # Stages load their models first: a live source must not drop frames meanwhile.
+            for ready in self._ready:
+                while not ready.wait(0.05) and not self._stop.is_set():
+                    pass
+            self.stats.ready = time.monotonic()
             it = iter(self.source.frames())
             while not self._stop.is_set():
                 t0 = time.perf_counter()
@@ -181,6 +189,8 @@ class Pipeline:
             stage.setup(ctx)
         except BaseException as e:  # noqa: BLE001 - reported, run stops cleanly
             fail(e, None)
+        finally:
+            self._ready[i].set()
         while True:
             try:
                 item = qin.get(timeout=TICK_S)

@@ -40,6 +40,8 @@ class Stage:
     """Frames before the resume point this stage needs re-fed to rebuild its state."""
     timed: bool = True
     """Record this stage's per-frame time in ``/timing/<name>``."""
+    needs_image: bool = True
+    """Reads ``packet.frame.image`` (False: may run in a worker process, :mod:`inscene.engine.worker`)."""
 
     def fields(self) -> list[ArraySpec]:
         """Per-frame store fields this stage writes (declared before the run)."""

@@ -37,12 +37,16 @@ one_torch_thread = pytest.fixture(scope="module", autouse=True)(torch_single_thr
 
 # ---------------------------------------------------------------- streaming equals batch
 
-@pytest.fixture(scope="module", params=[4, 1], ids=["queue4", "queue1"])
+@pytest.fixture(scope="module", params=[(4, True), (1, True), (4, False)],
+                ids=["queue4-worker", "queue1-worker", "queue4-thread"])
 def engine_run(request, tmp_path_factory, anny_right):
-    """(store, config) of the window on the tiny scene; queue size 4 (default) and 1 (backpressure every frame)."""
+    """(store, config) of the window on the tiny scene; queue size 4 (default) and 1 (backpressure every frame),
+    the window in a worker process (default) and in a thread of the engine's process."""
     res, _ = tiny_scene(tmp_path_factory, anny_right)
     out = tmp_path_factory.mktemp("window_stream") / "window.zarr"
-    store, _, cfg = R.run_method(res.out_dir, "window", [f"engine.queue_size={request.param}"], store=out)
+    queue, workers = request.param
+    overrides = [f"engine.queue_size={queue}", f"engine.workers={str(workers).lower()}"]
+    store, _, cfg = R.run_method(res.out_dir, "window", overrides, store=out)
     return open_result(store), cfg
 
 

@@ -219,7 +219,7 @@ def main(args: argparse.Namespace) -> int:
     if o.error is not None:
         raise o.error
     print(f"inscene demo: {o.state}, {o.finalized} frames in {o.seconds:.1f} s "
-          f"({o.finalized / max(o.seconds, 1e-9):.1f} fps)\n")
+          f"({o.setup_seconds:.1f} s of it loading models; {o.fps:.1f} fps)\n")
     info_main(argparse.Namespace(store=str(store), json=False))
     print("\naccuracy against the ground truth (hands from the real detector, not oracle perception; the window's "
           "result vs the per-frame fit it started from):")

@@ -87,7 +87,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"inscene: {args.output} is complete ({outcome.finalized} frames); nothing to resume")
         return 0
     summary = (f"inscene: {outcome.state}: {outcome.finalized} frames final in {args.output} "
-               f"({outcome.seconds:.1f} s, {outcome.finalized / max(outcome.seconds, 1e-9):.1f} fps"
+               f"({outcome.seconds:.1f} s, {outcome.setup_seconds:.1f} s of it loading models; {outcome.fps:.1f} fps"
                + (f", {outcome.dropped} dropped" if outcome.dropped else "") + ")")
     if outcome.error is not None:
         print(f"inscene: {one_line(outcome.error)}; {outcome.finalized} frames final in {args.output}",

@@ -106,6 +106,7 @@ class GraspStage(Stage):
     name = "grasp"
     consumes = ("window",)
     produces = ("grasp",)
+    needs_image = False
 
     def __init__(self, run: RunConfig, models: dict[str, Any] | None = None, grid: Any = None,
                  completion: CompletionConfig | None = None) -> None:

@@ -106,6 +106,7 @@ class HandFitStage(Stage):
     consumes = ("hands2d",)
     produces = ("hands_fit",)
     history = 1
+    needs_image = False
 
     def __init__(self, run: RunConfig, config: HandStageConfig | None = None, prefix: str = "") -> None:
         from inscene.models.hands import FitConfig, load_hand_models
@@ -211,4 +212,10 @@ def hand_stages(run: RunConfig, ctx: RunContext | None = None, config: HandStage
     With the window on, the per-frame fit writes its values under ``hand/{side}/init/``.
     """
     config = config or run.hands
-    return [HandDetectStage(config), HandFitStage(run, config, prefix="init/" if run.window.enabled else "")]
+    prefix = "init/" if run.window.enabled else ""
+    fit: Stage = HandFitStage(run, config, prefix=prefix)
+    if run.engine.workers:
+        from ..worker import WorkerStage
+
+        fit = WorkerStage(fit, HandFitStage, run, config, prefix)
+    return [HandDetectStage(config), fit]

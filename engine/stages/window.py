@@ -39,6 +39,7 @@ class WindowStage(Stage):
     name = "window"
     consumes = ("hands_fit",)
     produces = ("window",)
+    needs_image = False
 
     def __init__(self, run: RunConfig, models: dict | None = None) -> None:
         from inscene.models.hands import load_hand_models

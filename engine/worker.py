@@ -1,0 +1,195 @@
+"""Running a stage in a worker process of its own.
+
+The pipeline runs every stage in a thread of one process. Stages whose work is
+many small torch and numpy operations in Python (the per-frame hand fit, the
+window) hold the interpreter lock most of the time, so two of them in one
+process take turns instead of sharing the two cores. :class:`WorkerStage` runs
+such a stage in a child process instead: its thread in the pipeline sends each
+packet over a pipe and waits for the packets the stage lets go (the wait
+releases the lock), while the child does the work with an interpreter of its
+own.
+
+The child builds its own copy of the stage from a picklable factory (a class or
+function and its arguments); the parent keeps a copy too, for the schema the
+pipeline checks before the first frame (name, inputs, outputs, store fields,
+history). The stage's hooks keep their meaning: ``setup``, ``process``,
+``tick``, ``flush`` and ``close`` run in the child, in that order, and their
+results come back. Images do not cross the pipe (a stage that reads
+``packet.frame.image`` cannot run in a worker; those that can say so with
+``needs_image = False``): the packet travels without its pixels and gets its
+frame back when the stage lets it go. An exception in the child comes back with
+its traceback and is raised in the parent's stage thread, where the pipeline
+reports it like any stage error; a child that dies is reported the same way.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import pickle
+import traceback
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from .errors import InsceneError
+from .frame import Packet
+from .stage import RunContext, Stage
+from .store.schema import ArraySpec
+
+_NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
+START_TIMEOUT_S = 600.0
+"""Longest wait for the child to build its stage and set it up (a first model build is slow)."""
+
+
+class WorkerError(RuntimeError):
+    """An exception raised in a worker process, with the child's traceback in its message."""
+
+
+class WorkerStage(Stage):
+    """``proto``'s stage run in a child process (built there by ``factory(*args)``)."""
+
+    def __init__(self, proto: Stage, factory: Callable[..., Stage], *args: Any) -> None:
+        if getattr(proto, "needs_image", True):
+            raise ValueError(f"stage '{proto.name}' reads the image; it cannot run in a worker process")
+        self.proto = proto
+        self.name = proto.name  # type: ignore[misc]
+        self.consumes = proto.consumes  # type: ignore[misc]
+        self.produces = proto.produces  # type: ignore[misc]
+        self.history = proto.history
+        self.timed = proto.timed
+        self._factory = factory
+        self._args = args
+        self._proc: Any = None
+        self._conn: Any = None
+        self._sent: dict[int, Packet] = {}
+
+    def fields(self) -> list[ArraySpec]:
+        return self.proto.fields()
+
+    def static_fields(self) -> dict[str, np.ndarray]:
+        return self.proto.static_fields()
+
+    # -- hooks ---------------------------------------------------------------------
+
+    def setup(self, ctx: RunContext) -> None:
+        spawn = mp.get_context("spawn")  # no fork: the parent runs threads (and torch)
+        parent, child = spawn.Pipe()
+        self._proc = spawn.Process(target=_serve, args=(child, self._factory, self._args),
+                                   name=f"inscene-{self.name}", daemon=True)
+        self._proc.start()
+        child.close()
+        self._conn = parent
+        self._call("setup", ctx, timeout=START_TIMEOUT_S)
+
+    def process(self, packet: Packet) -> list[Packet]:
+        self._sent[packet.row] = packet
+        return self._restore(self._call("process", _without_image(packet)))
+
+    def tick(self) -> list[Packet]:
+        return self._restore(self._call("tick"))
+
+    def flush(self) -> list[Packet]:
+        return self._restore(self._call("flush"))
+
+    def close(self) -> None:
+        if self._proc is None:
+            return
+        try:
+            if self._proc.is_alive():
+                self._call("close", timeout=60.0)
+        except WorkerError:
+            if self._proc.is_alive():
+                raise  # a child that died was reported when it happened
+        finally:
+            self._conn.close()
+            self._proc.join(timeout=10.0)
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join()
+            self._proc = None
+
+    # -- the pipe ------------------------------------------------------------------
+
+    def _call(self, op: str, arg: Any = None, timeout: float | None = None) -> Any:
+        if self._proc is None:
+            raise WorkerError(f"stage '{self.name}': its worker process is not running")
+        try:
+            self._conn.send_bytes(pickle.dumps((op, arg), protocol=pickle.HIGHEST_PROTOCOL))
+            if timeout is not None and not self._conn.poll(timeout):
+                raise WorkerError(f"stage '{self.name}': its worker process did not answer '{op}' "
+                                  f"within {timeout:.0f} s")
+            ok, value = pickle.loads(self._conn.recv_bytes())
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            self._proc.join(timeout=5.0)
+            code = self._proc.exitcode
+            raise WorkerError(f"stage '{self.name}': its worker process ended unexpectedly "
+                              f"(exit code {code})") from None
+        if not ok:
+            raise value
+        return value
+
+    def _restore(self, packets: list[Packet]) -> list[Packet]:
+        """The packets the child let go, as the parent's own packets (frame, and the times the
+        pipeline recorded meanwhile) carrying the child's products."""
+        out = []
+        for p in packets:
+            mine = self._sent.pop(p.row, None)
+            if mine is None:  # a row let go a second time (a revision): it keeps the frame without pixels
+                out.append(p)
+                continue
+            mine.data, mine.fields, mine.status, mine.revision = p.data, p.fields, p.status, p.revision
+            for k, v in p.timing.items():
+                mine.timing.setdefault(k, v)
+            out.append(mine)
+        return out
+
+
+def _without_image(packet: Packet) -> Packet:
+    return replace(packet, frame=replace(packet.frame, image=_NO_IMAGE))
+
+
+def _serve(conn: Any, factory: Callable[..., Stage], args: tuple) -> None:
+    """The child's loop: build the stage, then answer one request at a time until ``close``."""
+    stage: Stage | None = None
+    while True:
+        try:
+            op, arg = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            return  # the parent went away
+        try:
+            if op == "setup":
+                stage = factory(*args)
+                stage.setup(arg)
+                value: Any = None
+            elif op == "process":
+                value = stage.process(arg)
+            elif op == "tick":
+                value = stage.tick()
+            elif op == "flush":
+                value = stage.flush()
+            elif op == "close":
+                if stage is not None:
+                    stage.close()
+                conn.send_bytes(pickle.dumps((True, None)))
+                return
+            else:
+                raise ValueError(f"unknown worker request '{op}'")
+            reply = pickle.dumps((True, value), protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException as e:  # noqa: BLE001 - every failure goes back to the parent
+            reply = pickle.dumps((False, _portable(e)), protocol=pickle.HIGHEST_PROTOCOL)
+        conn.send_bytes(reply)
+
+
+def _portable(e: BaseException) -> BaseException:
+    """``e`` if it survives pickling (input errors keep their one-line message), else a WorkerError
+    carrying its type, message and the child's traceback."""
+    if isinstance(e, InsceneError):
+        try:
+            pickle.loads(pickle.dumps(e))
+            return e
+        except Exception:  # noqa: BLE001
+            pass
+    text = "".join(traceback.format_exception(type(e), e, e.__traceback__)).rstrip()
+    return WorkerError(f"{type(e).__name__}: {e}\n--- in the worker process:\n{text}")

@@ -1,0 +1,157 @@
+"""A stage in a worker process behaves as the same stage in a thread: same packets out, in the same order,
+frames given back, errors reported with the child's traceback, a dead child reported, not hung on.
+
+The end-to-end case (the window in a worker equals the offline pass) is in ``test_window_stream.py``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from inscene.engine.app import JobRequest, run_job
+from inscene.engine.config import RunConfig
+from inscene.engine.errors import InputError
+from inscene.engine.frame import Frame, Packet
+from inscene.engine.stage import RunContext, Stage
+from inscene.engine.store.schema import ArraySpec
+from inscene.engine.worker import WorkerError, WorkerStage
+
+
+class Lagging(Stage):
+    """Holds packets and lets each go ``lag`` packets later with a running sum of the rows seen so far."""
+
+    name = "lagging"
+    produces = ("running",)
+    needs_image = False
+
+    def __init__(self, lag: int = 2, fail_at: int | None = None, die_at: int | None = None) -> None:
+        self.lag, self.fail_at, self.die_at = lag, fail_at, die_at
+        self.held: list[Packet] = []
+        self.total = 0
+        self.pid = 0
+
+    def fields(self) -> list[ArraySpec]:
+        return [ArraySpec("running/total", "int64", (), ("time",), -1, doc="sum of the rows seen")]
+
+    def setup(self, ctx: RunContext) -> None:
+        self.pid = os.getpid()
+
+    def process(self, packet: Packet) -> list[Packet]:
+        if packet.row == self.fail_at:
+            raise ValueError(f"row {packet.row} is bad")
+        if packet.row == self.die_at:
+            os._exit(3)
+        self.total += packet.row
+        packet.data["running"] = (self.total, self.pid)
+        packet.fields["running/total"] = np.int64(self.total)
+        self.held.append(packet)
+        out, self.held = self.held[:-self.lag] if len(self.held) > self.lag else [], self.held[-self.lag:]
+        return out
+
+    def flush(self) -> list[Packet]:
+        out, self.held = self.held, []
+        return out
+
+
+class NeedsImage(Stage):
+    name = "image"
+
+
+class BadInput(Lagging):
+    def process(self, packet: Packet) -> list[Packet]:
+        raise InputError("frame 0", "cannot be used", "give another")
+
+
+def _packets(n: int) -> list[Packet]:
+    return [Packet(row=i, frame=Frame(i, i / 30, np.full((4, 6, 3), i, np.uint8), 0.0)) for i in range(n)]
+
+
+def _ctx() -> RunContext:
+    return RunContext(RunConfig(), np.eye(3), None)
+
+
+def _drive(stage: Stage, packets: list[Packet]) -> list[Packet]:
+    stage.setup(_ctx())
+    try:
+        out = []
+        for p in packets:
+            out += stage.process(p)
+        return out + stage.flush()
+    finally:
+        stage.close()
+
+
+def test_a_worker_stage_gives_what_the_stage_gives_in_a_thread():
+    packets = _packets(9)
+    local = _drive(Lagging(), _packets(9))
+    worker = WorkerStage(Lagging(), Lagging)
+    remote = _drive(worker, packets)
+    assert [p.row for p in remote] == [p.row for p in local] == list(range(9))
+    assert [p.fields["running/total"] for p in remote] == [p.fields["running/total"] for p in local]
+    # the work ran in another process, and each packet got its own frame (with its pixels) back
+    assert {p.data["running"][1] for p in remote} != {os.getpid()}
+    for p in remote:
+        assert p is packets[p.row] and p.frame.image.shape == (4, 6, 3)
+    assert worker.fields() == Lagging().fields() and worker.name == "lagging"
+
+
+def test_an_error_in_the_worker_comes_back_with_its_traceback():
+    worker = WorkerStage(Lagging(fail_at=3), Lagging, 2, 3)
+    worker.setup(_ctx())
+    try:
+        for p in _packets(3):
+            worker.process(p)
+        with pytest.raises(WorkerError, match=r"ValueError: row 3 is bad(.|\n)*in the worker process(.|\n)*process"):
+            worker.process(_packets(4)[3])
+        assert [p.row for p in worker.flush()] == [1, 2]  # the worker still serves after the error
+    finally:
+        worker.close()
+
+
+def test_an_input_error_in_the_worker_keeps_its_one_line_message():
+    worker = WorkerStage(BadInput(), BadInput)
+    worker.setup(_ctx())
+    try:
+        with pytest.raises(InputError, match="frame 0: cannot be used"):
+            worker.process(_packets(1)[0])
+    finally:
+        worker.close()
+
+
+def test_a_worker_that_dies_is_reported_not_waited_for():
+    worker = WorkerStage(Lagging(die_at=1), Lagging, 2, None, 1)
+    worker.setup(_ctx())
+    try:
+        worker.process(_packets(1)[0])
+        with pytest.raises(WorkerError, match=r"ended unexpectedly \(exit code 3\)"):
+            worker.process(_packets(2)[1])
+    finally:
+        worker.close()
+
+
+def test_a_stage_that_reads_the_image_is_refused():
+    with pytest.raises(ValueError, match="reads the image"):
+        WorkerStage(NeedsImage(), NeedsImage)
+
+
+def test_a_pipeline_with_a_worker_stage_writes_every_row(tmp_path):
+    out = tmp_path / "w.zarr"
+    cfg = RunConfig().replace("hands", enabled=False).replace("engine", progress=False)
+    o = run_job(JobRequest("gen:?frames=40&size=32x24", out, cfg,
+                           stage_factory=lambda c, x: [WorkerStage(Lagging(5), Lagging, 5)]), progress=False)
+    assert o.state == "complete" and o.finalized == 40
+    from inscene.engine import open_result
+
+    res = open_result(out)
+    np.testing.assert_array_equal(res.array("running/total", 40), np.cumsum(np.arange(40)))
+
+
+def test_a_failing_worker_stage_stops_the_run_cleanly(tmp_path):
+    out = tmp_path / "f.zarr"
+    cfg = RunConfig().replace("hands", enabled=False).replace("engine", progress=False)
+    o = run_job(JobRequest("gen:?frames=40&size=32x24", out, cfg,
+                           stage_factory=lambda c, x: [WorkerStage(Lagging(2, 20), Lagging, 2, 20)]), progress=False)
+    assert o.state == "failed" and "row 20 is bad" in str(o.error)
+    assert 0 < o.finalized <= 20
