@@ -215,6 +215,12 @@ class ContactConfig:
     """Largest relative depth correction of the hand considered when judging a new contact (monocular ambiguity)."""
     hold_depth_scale: float = 0.1
     """The same while the hand is in contact (the window has already anchored its depth on the object)."""
+    release_drift: float = 0.15
+    """A held contact stops being possible in a frame whose 2D keypoints lie this far (median, in hand image sizes)
+    from where the hand, held still on the object since the contact settled, projects (0 disables the cue)."""
+    settle_frames: int = 8
+    """Frames after an onset before the hand's hold on the object serves as the reference of ``release_drift``
+    (the fingers are still closing)."""
 
     def __post_init__(self) -> None:
         _check(self.lift_radius > 0, "contact.lift_radius", self.lift_radius, "must be > 0")
@@ -225,6 +231,8 @@ class ContactConfig:
                "onset and release frames must be >= 1")
         _check(0 <= self.max_depth_scale < 1, "contact.max_depth_scale", self.max_depth_scale, "must be in [0, 1)")
         _check(0 <= self.hold_depth_scale < 1, "contact.hold_depth_scale", self.hold_depth_scale, "must be in [0, 1)")
+        _check(self.release_drift >= 0, "contact.release_drift", self.release_drift, "must be >= 0")
+        _check(self.settle_frames >= 0, "contact.settle_frames", self.settle_frames, "must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import trimesh
 from inscene.engine.config import ContactConfig
-from inscene.engine.contact.detection import ContactLabeler, contact_evidence, label_sequence
+from inscene.engine.contact.detection import ContactLabeler, contact_evidence, image_drift, label_sequence
 from inscene.engine.contact.lifting import contact_candidates
 from inscene.kernels import RayCaster, sdf_grid
 
@@ -206,3 +206,60 @@ def test_region_evidence_corrects_depth_and_ignores_free_regions(touching, spher
     far[thumb] += (0.0, 0.15, 0.0)  # the thumb pad 15 cm away from everything
     moved = contact_evidence(far * 1.05, cand, K, T, grid, caster, hold, regions=regions)
     assert moved.scale == pytest.approx(base.scale, abs=1e-3)
+
+
+def _project(p: np.ndarray) -> np.ndarray:
+    q = p @ K.T
+    return q[:, :2] / q[:, 2:3]
+
+
+def _rot(axis, deg: float) -> np.ndarray:
+    """Rotation by ``deg`` degrees about ``axis`` (Rodrigues)."""
+    a = np.asarray(axis, float) / np.linalg.norm(axis)
+    c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
+    ax = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
+    return c * np.eye(3) + s * ax + (1 - c) * np.outer(a, a)
+
+
+def test_image_drift_follows_the_object_and_sees_a_hand_back_away(touching, sphere):
+    """A hand held on the object moves with it: no drift however the object moves. A hand off to the side of the
+    image that backs 6 cm towards the camera still touches by the depth-corrected evidence (20 % hold range), but its
+    keypoints have left the held hand in the image (straight along the line of sight it would only grow: the
+    module's docstring). Scaling about the camera centre (the monocular ambiguity) is invisible to both."""
+    v, cand, T = touching
+    grid, caster = sphere
+    side = np.array([0.2, 0.1, 0.0])  # the scene moved off the optical axis (as in the suite's ego views)
+    v, T = v + side, T.copy()
+    T[:3, 3] += side
+    pts = v[cand][::7][:21]  # 21 hand points standing in for the keypoints
+    conf = np.ones(21)
+    held = (pts - T[:3, 3]) @ T[:3, :3]
+    # the object (and the hand on it) turned by 25 degrees and moved 3 cm
+    T2 = np.eye(4)
+    T2[:3, :3] = _rot((0.3, 1.0, 0.2), 25.0)
+    T2[:3, 3] = T[:3, 3] + (0.03, -0.01, 0.02)
+    moved = held @ T2[:3, :3].T + T2[:3, 3]
+    assert image_drift(held, T2, K, _project(moved), conf) == pytest.approx(0.0, abs=1e-9)
+    # backed away 6 cm towards the camera, the object still
+    away = pts - (0, 0, 0.06)
+    hold = ContactConfig(hold_depth_scale=0.2)
+    assert contact_evidence(v - (0, 0, 0.06), cand, K, T, grid, caster, hold, was_in_contact=True).possible
+    assert image_drift(held, T, K, _project(away), conf) > ContactConfig().release_drift
+    # scaled about the camera centre: the same image
+    assert image_drift(held, T, K, _project(pts * 1.1), conf) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_image_drift_needs_confident_keypoints_in_front_of_the_camera(touching):
+    v, cand, T = touching
+    pts = v[cand][::7][:21]
+    held = (pts - T[:3, 3]) @ T[:3, :3]
+    uv = _project(pts)
+    conf = np.full(21, 0.9)
+    conf[4:] = 0.2  # only 4 confident keypoints
+    assert image_drift(held, T, K, uv, conf) is None
+    uv_missing = uv.copy()
+    uv_missing[4:] = np.nan
+    assert image_drift(held, T, K, uv_missing, np.ones(21)) is None
+    behind = T.copy()
+    behind[2, 3] = -1.0
+    assert image_drift(held, behind, K, uv, np.ones(21)) is None

@@ -10,8 +10,10 @@ windows without a seam.
 
 Contact per window: evidence on every free slot at the current estimate
 (distance of the contact regions to the object after the best depth correction,
-overlap with the object's mask), hysteresis over rows (``ContactLabeler``), contact
-lifting for the slots labelled in contact, then the LM solve.
+overlap with the object's mask; a held contact also ends where the hand's keypoints
+leave the hand held on the object in the image, ``image_drift``), hysteresis over
+rows (``ContactLabeler``), contact lifting for the slots labelled in contact, then
+the LM solve.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 from inscene.models.hands.geometry import transl_for_shape
 
 from ..config import ContactConfig, WindowConfig
-from ..contact.detection import ContactLabeler
+from ..contact.detection import ContactLabeler, image_drift
 from ..costs.base import WindowData
 from .objective import build_terms
 from .problem import SolveInfo, WindowProblem
@@ -120,6 +122,10 @@ class HandWindow:
         """The last accepted detection (the reference of the identity gate)."""
         self.rejected: set[int] = set()
         """Held rows whose detection the identity gate dropped (another hand reported as this one)."""
+        self.contact_since: int | None = None
+        """First row of the contact the last decided row is in (None: not in contact)."""
+        self.held: np.ndarray | None = None
+        """(21, 3) keypoints, object frame, of the last decided row in a settled contact (see ``image_drift``)."""
 
     # --------------------------------------------------------------- stream
     def push(self, row: int, obs: Observation | None) -> list[Decided]:
@@ -318,6 +324,10 @@ class HandWindow:
             if s is not None and s.obs.T_cam_obj is not None and s.verts is not None:
                 ev = self.scene.evidence(s.verts, self.K, s.obs.T_cam_obj, self.contact_cfg, was_in_contact=prev)
                 flag, s.scale = ev.possible, ev.scale
+                drift_max = self.contact_cfg.release_drift
+                if flag and prev and drift_max > 0 and self.held is not None:
+                    drift = image_drift(self.held, s.obs.T_cam_obj, self.K, s.obs.uv, s.obs.conf)
+                    flag = drift is None or drift <= drift_max
             row = self.first_row + i
             self.labeler.push(row, flag)
             prev = self.labeler.labels([row])[row]
@@ -350,7 +360,18 @@ class HandWindow:
             if slot.in_contact:
                 hand.contact_points = points
         self.fixed.append((row, x.copy(), kp))
+        self._hold(row, kp, o.T_cam_obj, in_contact, onset)
         return Decided(row, hand, pen, verts)
+
+    def _hold(self, row: int, keypoints: np.ndarray, T_cam_obj: np.ndarray | None, in_contact: bool,
+              onset: bool) -> None:
+        """Keep the hand's hold on the object (keypoints in the object frame) once its contact has settled."""
+        if onset or not in_contact:
+            self.contact_since = row if in_contact else None
+            self.held = None
+        if (in_contact and T_cam_obj is not None and self.contact_since is not None
+                and row - self.contact_since >= self.contact_cfg.settle_frames):
+            self.held = (keypoints - T_cam_obj[:3, 3]) @ T_cam_obj[:3, :3]
 
 
 def share_size(windows: dict[str, HandWindow]) -> None:
