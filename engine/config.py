@@ -173,7 +173,14 @@ class WindowConfig:
     shape_sigma: float = 0.1
     """How far one window may move the hand's shape from the running estimate (prior std units)."""
     shape_rate: float = 0.5
-    """How much of a contact window's shape estimate enters the running estimate (0: the shape stays the model's mean)."""
+    """How much of a contact window's shape estimate enters the running estimate (0: the shape stays the model's mean;
+    for hand models without a log-scale shape parameter, see ``size_range``)."""
+    size_range: float = 0.25
+    """Hand size measured in contact frames: the per-frame fit is moved along its viewing rays (at most this relative
+    depth change) to where its contact regions touch the object; the median over contact frames is the hand's size
+    (0: the running estimate of the windows' own shapes, ``shape_rate``, instead)."""
+    size_frames: int = 5
+    """Contact frames measured before the hand's size is taken from them."""
     vertices: bool = True
     """Write the hand mesh (float16) per frame."""
 
@@ -186,6 +193,8 @@ class WindowConfig:
                   "sigma_rigid", "shape_sigma"):
             _check(getattr(self, k) > 0, f"window.{k}", getattr(self, k), "must be > 0")
         _check(0 <= self.shape_rate <= 1, "window.shape_rate", self.shape_rate, "must be in [0, 1]")
+        _check(0 <= self.size_range < 1, "window.size_range", self.size_range, "must be in [0, 1)")
+        _check(self.size_frames >= 1, "window.size_frames", self.size_frames, "must be >= 1")
         for k in ("contact_weight", "sdf_weight", "smooth_weight", "rigidity_weight", "prior_weight", "sigma_3d"):
             _check(getattr(self, k) >= 0, f"window.{k}", getattr(self, k), "must be >= 0")
 

@@ -224,3 +224,52 @@ def test_a_hand_without_contact_takes_the_size_the_other_hand_measured(anny_righ
     share_size(wins)
     np.testing.assert_array_equal(wins["right"].betas, measured)
     np.testing.assert_array_equal(wins["left"].betas, np.full(anny_right32.num_betas, -0.02))
+
+
+def test_a_contact_frame_measures_the_hand_size_on_the_per_frame_fit(anny_right32):
+    """The per-frame fit reports the hand 8 % too large and correspondingly further (same projection, the
+    monocular ambiguity); its contact regions then stand off a sphere the true hand's palm touches. The size
+    measured in that frame (``HandWindow._measure``: the fit scaled about the camera centre to touch) is the true
+    one. Beyond ``size_range`` no scale touches: the frame keeps (nearly) the fit's own size."""
+    import trimesh
+    from inscene.engine.window.scene import ObjectScene
+    from inscene.models.hands import HandParams
+    from inscene.models.hands.geometry import transl_for_shape
+
+    model = anny_right32
+    P = model.num_pose_joints
+    betas = np.array([0.03] + [0.0] * (model.num_betas - 1))
+    orient = np.array([np.pi, 0.0, 0.0])  # palm away from the camera
+    transl = np.array([0.0, 0.0, 0.45])
+    with torch.no_grad():
+        p = HandParams(torch.tensor(orient[None], dtype=model.dtype), torch.zeros(1, P, 3, dtype=model.dtype),
+                       torch.tensor(betas[None], dtype=model.dtype), torch.tensor(transl[None], dtype=model.dtype))
+        out = model.pose(p, with_vertices=True)
+        v = out.vertices[0].double().numpy()
+    scene_probe = ObjectScene(trimesh.creation.icosphere(subdivisions=3, radius=0.05), model, ContactConfig())
+    palm = v[scene_probe.candidates].mean(0)
+    radius = 0.05
+    # the sphere behind the palm (further from the camera), touching the nearest candidate
+    rel = v[scene_probe.candidates] - palm
+    lateral2 = rel[:, 0] ** 2 + rel[:, 1] ** 2
+    near = lateral2 < radius ** 2
+    dz = np.max(rel[near, 2] + np.sqrt(radius ** 2 - lateral2[near]))
+    T = np.eye(4)
+    T[:3, 3] = palm + (0.0, 0.0, dz)
+    mesh = trimesh.creation.icosphere(subdivisions=4, radius=radius)
+    K = np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]])
+    win = HandWindow(model, WindowConfig(), ContactConfig(), K, ObjectScene(mesh, model, ContactConfig()))
+
+    def observed(log_scale: float) -> Observation:
+        b0 = betas.copy()
+        b0[0] += log_scale
+        t0 = transl_for_shape(model, transl[None], betas, b0)[0]
+        x0 = np.concatenate([orient, np.zeros(3 * P), t0])
+        return Observation(0, np.zeros((21, 2)), np.ones(21), None, x0, b0, T)
+
+    assert win._measure(observed(0.0))[0] == pytest.approx(betas[0], abs=0.003)
+    assert win._measure(observed(np.log(1.08)))[0] == pytest.approx(betas[0], abs=0.005)
+    assert win._measure(observed(np.log(0.93)))[0] == pytest.approx(betas[0], abs=0.005)
+    # beyond the measuring range (1.5 > 1.25) nothing touches: no correction to speak of
+    too_big = win._measure(observed(np.log(1.5)))[0]
+    assert too_big == pytest.approx(betas[0] + np.log(1.5), abs=0.03)

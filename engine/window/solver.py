@@ -18,6 +18,7 @@ the LM solve.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass
 
@@ -40,6 +41,8 @@ diagonal) from the hand's last detection, plus ``GATE_GROWTH`` per frame between
 GATE_GROWTH = 0.2
 GATE_FRAMES = 5
 """Only detections this close in time to the last accepted one are gated (a hand may reappear anywhere)."""
+SIZE_MEMORY = 900
+"""Contact frames whose size measurements are kept (the median runs over the latest; 30 s at 30 fps)."""
 
 
 @dataclass
@@ -109,6 +112,8 @@ class HandWindow:
         """The shape of the last solve (the decided frames were fitted with it)."""
         self.size_known = False
         """A window with contact has measured the hand's shape against the object."""
+        self.sizes: deque[np.ndarray] = deque(maxlen=SIZE_MEMORY)
+        """Shapes measured in contact frames (the per-frame fit's, rescaled to touch the object; see ``_measure``)."""
         self.offset = np.zeros(3)
         """Translation correction of the last optimized frame (window estimate minus its start)."""
         self.labeler: ContactLabeler | None = None
@@ -219,7 +224,11 @@ class HandWindow:
         xs = xs.detach().numpy().astype(np.float64)
         betas = betas.detach().numpy().astype(np.float64)
         self.solved_betas = betas
-        if cfg.shape_rate > 0 and any(s.in_contact for _, s in live):
+        if self._measures_size:
+            if len(self.sizes) >= cfg.size_frames:
+                self.betas = np.median(np.stack(self.sizes), axis=0)
+                self.size_known = True
+        elif cfg.shape_rate > 0 and any(s.in_contact for _, s in live):
             # the object anchors depth in contact: what this window says of the hand's size counts
             self.betas = self.betas + cfg.shape_rate * (betas - self.betas)
             self.size_known = True
@@ -324,6 +333,8 @@ class HandWindow:
             if s is not None and s.obs.T_cam_obj is not None and s.verts is not None:
                 ev = self.scene.evidence(s.verts, self.K, s.obs.T_cam_obj, self.contact_cfg, was_in_contact=prev)
                 flag, s.scale = ev.possible, ev.scale
+                if flag and self._measures_size:
+                    self.sizes.append(self._measure(s.obs))
                 drift_max = self.contact_cfg.release_drift
                 if flag and prev and drift_max > 0 and self.held is not None:
                     drift = image_drift(self.held, s.obs.T_cam_obj, self.K, s.obs.uv, s.obs.conf)
@@ -332,6 +343,29 @@ class HandWindow:
             self.labeler.push(row, flag)
             prev = self.labeler.labels([row])[row]
             self.judged_upto = row + 1
+
+    @property
+    def _measures_size(self) -> bool:
+        return self.config.size_range > 0 and bool(self.model.log_scale)
+
+    def _measure(self, obs: Observation) -> np.ndarray:
+        """The hand's shape measured in one contact frame.
+
+        The per-frame fit matches the 2D keypoints at its own (noisy) size; scaled about the
+        camera centre it keeps matching them, so the scale at which its contact regions touch
+        the object (contact evidence, within ``size_range``) gives the hand's metric size in this
+        frame: its log-scale shape parameter plus the log of that scale. Each frame is measured
+        on its own fit, not on the window's estimate, so a wrong size does not confirm itself.
+        """
+        dt = self.model.dtype
+        with torch.no_grad():
+            p = self.problem.params(torch.as_tensor(obs.x0[None], dtype=dt), torch.as_tensor(obs.betas0, dtype=dt))
+            v = self.model.pose(p, with_vertices=True).vertices[0].double().numpy()
+        wide = dataclasses.replace(self.contact_cfg, hold_depth_scale=self.config.size_range)
+        ev = self.scene.evidence(v, self.K, obs.T_cam_obj, wide, was_in_contact=True)
+        betas = obs.betas0.astype(np.float64).copy()
+        betas[0] += np.log(ev.scale)
+        return betas
 
     # -------------------------------------------------------------- decide
     def _decide(self, row: int, slot: _Slot | None, label: tuple[bool, bool, bool]) -> Decided:
