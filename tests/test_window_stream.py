@@ -230,7 +230,7 @@ def test_a_contact_frame_measures_the_hand_size_on_the_per_frame_fit(anny_right3
     """The per-frame fit reports the hand 8 % too large and correspondingly further (same projection, the
     monocular ambiguity); its contact regions then stand off a sphere the true hand's palm touches. The size
     measured in that frame (``HandWindow._measure``: the fit scaled about the camera centre to touch) is the true
-    one. Beyond ``size_range`` no scale touches: the frame keeps (nearly) the fit's own size."""
+    one. Beyond ``size_range`` no scale touches and the frame measures nothing."""
     import trimesh
     from inscene.engine.window.scene import ObjectScene
     from inscene.models.hands import HandParams
@@ -270,6 +270,5 @@ def test_a_contact_frame_measures_the_hand_size_on_the_per_frame_fit(anny_right3
     assert win._measure(observed(0.0))[0] == pytest.approx(betas[0], abs=0.003)
     assert win._measure(observed(np.log(1.08)))[0] == pytest.approx(betas[0], abs=0.005)
     assert win._measure(observed(np.log(0.93)))[0] == pytest.approx(betas[0], abs=0.005)
-    # beyond the measuring range (1.5 > 1.25) nothing touches: no correction to speak of
-    too_big = win._measure(observed(np.log(1.5)))[0]
-    assert too_big == pytest.approx(betas[0] + np.log(1.5), abs=0.03)
+    # reported a third smaller (and nearer): even scaled by 1.25 it stands off the object -- no measurement
+    assert win._measure(observed(np.log(1 / 1.5))) is None

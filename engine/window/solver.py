@@ -334,7 +334,9 @@ class HandWindow:
                 ev = self.scene.evidence(s.verts, self.K, s.obs.T_cam_obj, self.contact_cfg, was_in_contact=prev)
                 flag, s.scale = ev.possible, ev.scale
                 if flag and self._measures_size:
-                    self.sizes.append(self._measure(s.obs))
+                    size = self._measure(s.obs)
+                    if size is not None:
+                        self.sizes.append(size)
                 drift_max = self.contact_cfg.release_drift
                 if flag and prev and drift_max > 0 and self.held is not None:
                     drift = image_drift(self.held, s.obs.T_cam_obj, self.K, s.obs.uv, s.obs.conf)
@@ -348,14 +350,16 @@ class HandWindow:
     def _measures_size(self) -> bool:
         return self.config.size_range > 0 and bool(self.model.log_scale)
 
-    def _measure(self, obs: Observation) -> np.ndarray:
-        """The hand's shape measured in one contact frame.
+    def _measure(self, obs: Observation) -> np.ndarray | None:
+        """The hand's shape measured in one contact frame (None: the fit touches the object at no scale in range).
 
         The per-frame fit matches the 2D keypoints at its own (noisy) size; scaled about the
         camera centre it keeps matching them, so the scale at which its contact regions touch
         the object (contact evidence, within ``size_range``) gives the hand's metric size in this
         frame: its log-scale shape parameter plus the log of that scale. Each frame is measured
-        on its own fit, not on the window's estimate, so a wrong size does not confirm itself.
+        on its own fit, not on the window's estimate, so a wrong size does not confirm itself. A fit
+        that touches at no scale in range (its pose or size too far off: the real detector's 3D
+        keypoints can make it much smaller) measures nothing.
         """
         dt = self.model.dtype
         with torch.no_grad():
@@ -363,6 +367,8 @@ class HandWindow:
             v = self.model.pose(p, with_vertices=True).vertices[0].double().numpy()
         wide = dataclasses.replace(self.contact_cfg, hold_depth_scale=self.config.size_range)
         ev = self.scene.evidence(v, self.K, obs.T_cam_obj, wide, was_in_contact=True)
+        if not ev.possible:
+            return None
         betas = obs.betas0.astype(np.float64).copy()
         betas[0] += np.log(ev.scale)
         return betas
