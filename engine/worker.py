@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import pickle
+import signal
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
@@ -151,7 +152,14 @@ def _without_image(packet: Packet) -> Packet:
 
 
 def _serve(conn: Any, factory: Callable[..., Stage], args: tuple) -> None:
-    """The child's loop: build the stage, then answer one request at a time until ``close``."""
+    """The child's loop: build the stage, then answer one request at a time until ``close``.
+
+    Ctrl-C reaches the whole process group: the child ignores SIGINT and SIGTERM, the parent
+    decides (it lets every frame read go through, then closes the child); a parent that dies
+    closes the pipe, and the child ends.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     stage: Stage | None = None
     while True:
         try:

@@ -7,6 +7,12 @@ The end-to-end case (the window in a worker equals the offline pass) is in ``tes
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -155,3 +161,47 @@ def test_a_failing_worker_stage_stops_the_run_cleanly(tmp_path):
                            stage_factory=lambda c, x: [WorkerStage(Lagging(2, 20), Lagging, 2, 20)]), progress=False)
     assert o.state == "failed" and "row 20 is bad" in str(o.error)
     assert 0 < o.finalized <= 20
+
+
+def test_ctrl_c_to_the_process_group_finalizes_a_run_with_a_worker_stage(tmp_path):
+    """Ctrl-C reaches the worker too (same process group): it ignores it, the parent stops reading, every frame
+    read goes through the worker and the store is finalized as interrupted (exit 130)."""
+    out = tmp_path / "int.zarr"
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_worker import Lagging
+        from inscene.engine.app import JobRequest, run_job
+        from inscene.engine.config import RunConfig
+        from inscene.engine.worker import WorkerStage
+
+        if __name__ == "__main__":
+            cfg = RunConfig().replace("hands", enabled=False).replace("engine", progress=False)
+            job = JobRequest("gen:?frames=3000&size=32x24&fps=500&pace=1&live=0", {str(out)!r}, cfg,
+                             stage_factory=lambda c, x: [WorkerStage(Lagging(3), Lagging, 3)])
+            outcome = run_job(job, progress=False)
+            print(outcome.state, outcome.error, file=sys.stderr)
+            sys.exit(outcome.exit_code)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True, start_new_session=True)
+    from inscene.engine import open_result
+    from inscene.engine.errors import StoreError
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if open_result(out).finalized_frames >= 100:
+                break
+        except StoreError:
+            pass
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted None" in err
+    r = open_result(out)
+    assert r.state == "interrupted"
+    assert r.finalized_frames == r.attrs["rows"] and 100 <= r.finalized_frames < 3000
+    np.testing.assert_array_equal(r.array("running/total", r.finalized_frames),
+                                  np.cumsum(np.arange(r.finalized_frames)))
