@@ -24,12 +24,15 @@ reports it like any stage error; a child that dies is reported the same way.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import pickle
 import signal
+import socket
+import subprocess
+import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
+from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
@@ -75,13 +78,18 @@ class WorkerStage(Stage):
     # -- hooks ---------------------------------------------------------------------
 
     def setup(self, ctx: RunContext) -> None:
-        spawn = mp.get_context("spawn")  # no fork: the parent runs threads (and torch)
-        parent, child = spawn.Pipe()
-        self._proc = spawn.Process(target=_serve, args=(child, self._factory, self._args),
-                                   name=f"inscene-{self.name}", daemon=True)
-        self._proc.start()
-        child.close()
-        self._conn = parent
+        # A fresh interpreter (``python -m inscene.engine.worker FD``), not multiprocessing: no fork
+        # (the parent runs threads and torch), and unlike spawn it does not re-import the caller's
+        # main script, so a script that runs a job without an ``if __name__ == "__main__"`` guard works.
+        mine, theirs = socket.socketpair()
+        try:
+            self._proc = subprocess.Popen([sys.executable, "-m", "inscene.engine.worker", str(theirs.fileno())],
+                                          pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        finally:
+            theirs.close()
+        self._conn = Connection(mine.detach())
+        blob = pickle.dumps((self._factory, self._args), protocol=pickle.HIGHEST_PROTOCOL)
+        self._call("start", (list(sys.path), blob), timeout=START_TIMEOUT_S)
         self._call("setup", ctx, timeout=START_TIMEOUT_S)
 
     def process(self, packet: Packet) -> list[Packet]:
@@ -98,17 +106,18 @@ class WorkerStage(Stage):
         if self._proc is None:
             return
         try:
-            if self._proc.is_alive():
+            if self._proc.poll() is None:
                 self._call("close", timeout=60.0)
         except WorkerError:
-            if self._proc.is_alive():
+            if self._proc.poll() is None:
                 raise  # a child that died was reported when it happened
         finally:
             self._conn.close()
-            self._proc.join(timeout=10.0)
-            if self._proc.is_alive():
+            try:
+                self._proc.wait(timeout=10.0)
+            except subprocess.TimeoutExpired:
                 self._proc.kill()
-                self._proc.join()
+                self._proc.wait()
             self._proc = None
 
     # -- the pipe ------------------------------------------------------------------
@@ -123,8 +132,10 @@ class WorkerStage(Stage):
                                   f"within {timeout:.0f} s")
             ok, value = pickle.loads(self._conn.recv_bytes())
         except (EOFError, BrokenPipeError, ConnectionResetError):
-            self._proc.join(timeout=5.0)
-            code = self._proc.exitcode
+            try:
+                code = self._proc.wait(timeout=5.0)
+            except subprocess.TimeoutExpired:
+                code = None
             raise WorkerError(f"stage '{self.name}': its worker process ended unexpectedly "
                               f"(exit code {code})") from None
         if not ok:
@@ -151,8 +162,9 @@ def _without_image(packet: Packet) -> Packet:
     return replace(packet, frame=replace(packet.frame, image=_NO_IMAGE))
 
 
-def _serve(conn: Any, factory: Callable[..., Stage], args: tuple) -> None:
-    """The child's loop: build the stage, then answer one request at a time until ``close``.
+def _serve(conn: Any) -> None:
+    """The child's loop: take the parent's import path and the stage's factory, build the stage at
+    ``setup``, then answer one request at a time until ``close``.
 
     Ctrl-C reaches the whole process group: the child ignores SIGINT and SIGTERM, the parent
     decides (it lets every frame read go through, then closes the child); a parent that dies
@@ -161,16 +173,23 @@ def _serve(conn: Any, factory: Callable[..., Stage], args: tuple) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     stage: Stage | None = None
+    factory: Callable[..., Stage] | None = None
+    args: tuple = ()
     while True:
         try:
             op, arg = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             return  # the parent went away
         try:
-            if op == "setup":
+            if op == "start":
+                path, blob = arg  # the factory is unpickled once the parent's import path is in place
+                sys.path[:] = path + [p for p in sys.path if p not in path]
+                factory, args = pickle.loads(blob)
+                value: Any = None
+            elif op == "setup":
                 stage = factory(*args)
                 stage.setup(arg)
-                value: Any = None
+                value = None
             elif op == "process":
                 value = stage.process(arg)
             elif op == "tick":
@@ -201,3 +220,10 @@ def _portable(e: BaseException) -> BaseException:
             pass
     text = "".join(traceback.format_exception(type(e), e, e.__traceback__)).rstrip()
     return WorkerError(f"{type(e).__name__}: {e}\n--- in the worker process:\n{text}")
+
+
+if __name__ == "__main__":  # the child: python -m inscene.engine.worker FD
+    # served by the imported module, not this __main__ copy: what it pickles must name inscene.engine.worker
+    from inscene.engine.worker import _serve as serve
+
+    serve(Connection(int(sys.argv[1])))

@@ -29,10 +29,10 @@ from synth_fixtures import tiny_scene
 
 CLIPS = ("tiny", "mug60")
 MISSES = {
-    ("tiny", "penetration"): "mean penetration over contact frames 4.5 mm (init 7.3 mm)",
-    ("mug60", "mpjpe"): "root-relative MPJPE 10.6 mm (init 12.3 mm; 7.3 mm over the whole benchmark suite)",
-    ("mug60", "penetration"): "mean penetration over contact frames 2.74 mm",
-    ("mug60", "f1"): "contact F1 0.897 (tp 26, fp 6, fn 0: contact labelled on 6 frames without)",
+    ("tiny", "penetration"): "mean penetration over contact frames 4.6 mm (init 7.3 mm)",
+    ("mug60", "mpjpe"): "root-relative MPJPE 10.6 mm (init 12.3 mm; 7.2 mm over the whole benchmark suite)",
+    ("mug60", "penetration"): "mean penetration over contact frames 2.76 mm",
+    ("mug60", "f1"): "contact F1 0.857 (tp 24, fp 6, fn 2: contact labelled on 6 frames without, 2 missed)",
 }
 """(clip, metric) -> what the current window gives where it misses the threshold (measured, seed 0)."""
 

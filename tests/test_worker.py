@@ -205,3 +205,29 @@ def test_ctrl_c_to_the_process_group_finalizes_a_run_with_a_worker_stage(tmp_pat
     assert r.finalized_frames == r.attrs["rows"] and 100 <= r.finalized_frames < 3000
     np.testing.assert_array_equal(r.array("running/total", r.finalized_frames),
                                   np.cumsum(np.arange(r.finalized_frames)))
+
+
+def test_a_script_without_a_main_guard_runs_a_job_with_a_worker_stage(tmp_path):
+    """The worker is a fresh interpreter, not a multiprocessing spawn: the caller's script is not run again in it."""
+    out = tmp_path / "noguard.zarr"
+    script = tmp_path / "noguard.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_worker import Lagging
+        from inscene.engine.app import JobRequest, run_job
+        from inscene.engine.config import RunConfig
+        from inscene.engine.worker import WorkerStage
+
+        cfg = RunConfig().replace("hands", enabled=False).replace("engine", progress=False)
+        job = JobRequest("gen:?frames=30&size=32x24", {str(out)!r}, cfg,
+                         stage_factory=lambda c, x: [WorkerStage(Lagging(3), Lagging, 3)])
+        outcome = run_job(job, progress=False)
+        print(outcome.state, outcome.error)
+        sys.exit(outcome.exit_code)
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "complete None" in done.stdout, done.stderr
+    from inscene.engine import open_result
+
+    assert open_result(out).finalized_frames == 30
