@@ -18,9 +18,9 @@ Figures, per mode: p50 / p95 / p99 of ``/timing/<stage>`` per stage; glass-to-fi
 latency (``/timing/latency``: a frame's arrival to its final, flushed write) for
 *interaction* frames (a hand in contact, ``hand/*/in_contact``), *approach* frames
 (re-solved by grasp completion, ``hand/*/motion`` = 2) and *other* frames;
-throughput (final frames / wall time from the first frame: stage setup -- model loading -- comes first
-and is reported apart); dropped frames; peak RSS of the process
-during the run, worker processes included (sampled every 20 ms with psutil). Printed as markdown and written
+throughput (final frames / wall time from the first frame: stage setup -- model loading -- comes
+first and is reported apart); dropped frames; peak RSS of the process during the run, worker
+processes included (sampled every 20 ms with psutil). Printed as markdown and written
 as JSON (``bench/results/latency.json``) and markdown (``.md`` next to it).
 Targets (issue #8, this 2-core CPU, 640x480, one hand): >= 30 frames/s fast;
 no drops paced at 30 fps; interaction frames final within the window's lag +
@@ -250,7 +250,8 @@ def markdown(figs: list[dict[str, Any]]) -> str:
     lines = [header("inscene bench latency"), ""]
     for f in figs:
         title = (f"## {f['mode']}: {f['frames']} frames, {f['throughput_fps']:.1f} frames/s "
-                 f"(source {f['source_fps']:.0f} fps), {f['dropped']} dropped, peak RSS {f['peak_rss_mb']:.0f} MB, stage setup {f['setup_seconds']:.1f} s before the first frame")
+                 f"(source {f['source_fps']:.0f} fps), {f['dropped']} dropped, peak RSS {f['peak_rss_mb']:.0f} MB, "
+                 f"stage setup {f['setup_seconds']:.1f} s before the first frame")
         lines += [title,
                   "", f"stages: {', '.join(f['stages'])}"
                   + ("; paced: 'decode' includes the wait for each frame's presentation time" if f["mode"] == "paced"

@@ -38,6 +38,23 @@ def cli():
 from conftest_hands import *  # noqa: F401,F403  (hand-model session fixtures)
 
 
+def wait_for_final_rows(store: Path, rows: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    """Poll a store another process writes until ``rows`` rows are final (or ``timeout`` s pass, or ``proc`` ends)."""
+    import time
+
+    from inscene.engine import open_result
+    from inscene.engine.errors import StoreError
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (proc is None or proc.poll() is None):
+        try:
+            if open_result(store).finalized_frames >= rows:
+                return
+        except StoreError:  # not created yet
+            pass
+        time.sleep(0.01)
+
+
 def torch_single_thread():
     """Small problems on shared cores: torch's intra-op threads only wait on each other (restored afterwards).
 

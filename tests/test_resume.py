@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from inscene.engine.errors import StoreError
 from inscene.engine.stage import Stage
 from inscene.engine.store import ArraySpec, open_result
 
-from conftest import run_cli
+from conftest import run_cli, wait_for_final_rows
 
 EXACT = ["frames/time", "frames/source_index", "frames/status", "frames/revision", "camera/T_world_cam"]
 
@@ -43,16 +42,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     out = tmp_path / "killed.zarr"
     proc = subprocess.Popen([sys.executable, "-m", "inscene.engine.cli.main", "run", uri, "-o", str(out), *flags],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    wm = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            wm = open_result(out).finalized_frames
-        except StoreError:
-            wm = 0
-        if wm >= 700:
-            break
-        time.sleep(0.01)
+    wait_for_final_rows(out, 700, timeout=60, proc=proc)
     assert proc.poll() is None, "the run ended before it could be killed"
     proc.kill()
     proc.wait()
@@ -120,14 +110,7 @@ def test_signal_finalizes_the_store_and_exits(tmp_path, sig, code):
     out = tmp_path / "sig.zarr"
     proc = subprocess.Popen([sys.executable, "-m", "inscene.engine.cli.main", "run", uri, "-o", str(out),
                              "--no-progress", "--no-hands"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if open_result(out).finalized_frames >= 100:
-                break
-        except StoreError:
-            pass
-        time.sleep(0.01)
+    wait_for_final_rows(out, 100, timeout=60)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err

@@ -11,11 +11,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import wait_for_final_rows
 from inscene.engine.app import JobRequest, run_job
 from inscene.engine.config import RunConfig
 from inscene.engine.errors import InputError
@@ -186,16 +186,8 @@ def test_ctrl_c_to_the_process_group_finalizes_a_run_with_a_worker_stage(tmp_pat
     """))
     proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True, start_new_session=True)
     from inscene.engine import open_result
-    from inscene.engine.errors import StoreError
 
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if open_result(out).finalized_frames >= 100:
-                break
-        except StoreError:
-            pass
-        time.sleep(0.02)
+    wait_for_final_rows(out, 100, timeout=120, proc=proc)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

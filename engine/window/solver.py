@@ -96,6 +96,8 @@ class HandWindow:
 
     def __init__(self, model, config: WindowConfig, contact: ContactConfig, K: np.ndarray, scene=None) -> None:
         self.model, self.config, self.contact_cfg = model, config, contact
+        self._size_cfg = dataclasses.replace(contact, hold_depth_scale=config.size_range) if config.size_range else None
+        """Contact evidence as ``_measure`` judges it: the depth correction reaches ``size_range``."""
         self.K = np.asarray(K, np.float64)
         self.scene = scene
         """The object: ``ObjectScene`` (mesh caster, SDF, contact candidates) or None."""
@@ -365,8 +367,7 @@ class HandWindow:
         with torch.no_grad():
             p = self.problem.params(torch.as_tensor(obs.x0[None], dtype=dt), torch.as_tensor(obs.betas0, dtype=dt))
             v = self.model.pose(p, with_vertices=True).vertices[0].double().numpy()
-        wide = dataclasses.replace(self.contact_cfg, hold_depth_scale=self.config.size_range)
-        ev = self.scene.evidence(v, self.K, obs.T_cam_obj, wide, was_in_contact=True)
+        ev = self.scene.evidence(v, self.K, obs.T_cam_obj, self._size_cfg, was_in_contact=True)
         if not ev.possible:
             return None
         betas = obs.betas0.astype(np.float64).copy()
