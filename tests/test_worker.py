@@ -223,3 +223,9 @@ def test_a_script_without_a_main_guard_runs_a_job_with_a_worker_stage(tmp_path):
     from inscene.engine import open_result
 
     assert open_result(out).finalized_frames == 30
+
+
+def test_a_stage_without_time_based_work_is_not_asked_to_tick():
+    """The pipeline ticks idle stages every 20 ms; a worker stage whose stage has no ``tick`` answers at once
+    (here before any child exists: a round trip would fail with 'not running')."""
+    assert WorkerStage(Lagging(), Lagging).tick() == []
