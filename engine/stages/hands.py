@@ -8,7 +8,8 @@ Two stages, so the pipeline overlaps them (each runs in its own thread):
   presence.
 - :class:`HandFitStage` (``hands_fit``): the per-frame fit of the hand model
   (:func:`inscene.models.hands.fit_frames`) to those keypoints, warm-started from
-  the previous frame while the same track continues; writes per side ``valid``,
+  the side's last fit while the same hand continues (the detector's track, or a new
+  track where that fit was); writes per side ``valid``,
   ``pose``, ``betas``, ``transl``, ``joints`` and the fit's reprojection error.
 
 :func:`hand_stages` builds both from the run config (wire it in ``compose``).
@@ -17,9 +18,12 @@ A side without a hand in a frame is written as ``valid = False`` and NaN.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from inscene.models.detector.nms import iou
 
 from ..config import HandsConfig, RunConfig
 from ..frame import Packet
@@ -95,6 +99,20 @@ class HandDetectStage(Stage):
         self.detector.close()
 
 
+WARM_IOU = 0.3
+"""Keypoint-box overlap at which a new detection continues a side's last fit."""
+WARM_GAP = 2
+"""Frames without that side's hand after which its last fit no longer starts the next."""
+
+
+@dataclass(frozen=True)
+class _LastFit:
+    frame: int
+    track_id: int
+    bbox: np.ndarray
+    params: Any
+
+
 class HandFitStage(Stage):
     """Per-frame hand-model fit: ``hands2d`` -> ``hands_fit`` and per-side parameter fields.
 
@@ -120,7 +138,8 @@ class HandFitStage(Stage):
         self.num_betas = int(m.num_betas)
         self.fit_config = FitConfig()
         self._K: Any = None
-        self._last: dict[str, tuple[int, Any]] = {}  # side -> (track id, params of the previous frame)
+        self._frame = -1
+        self._last: dict[str, _LastFit] = {}  # side -> that side's most recent fit
 
     def fields(self) -> list[ArraySpec]:
         out = []
@@ -152,17 +171,18 @@ class HandFitStage(Stage):
     def fit_frame(self, frame: HandFrame, K: np.ndarray | None = None) -> dict[str, FitResult]:
         """Fit the hands of one ``HandFrame``; returns side -> ``FitResult`` (batch 1).
 
-        Warm-starts a side from the previous frame's estimate when the same track
-        continues, else starts cold.
+        Warm-starts a side from its most recent fit when that is the same hand (see
+        :meth:`_continues`), else starts cold (a cold fit costs ~6x a warm one).
         """
         import torch
 
         from inscene.models.hands import fit_frames
 
         K = self._K if K is None else torch.as_tensor(np.asarray(K), dtype=torch.float32)
+        self._frame += 1
+        self._last = {s: f for s, f in self._last.items() if self._frame - f.frame <= WARM_GAP + 1}
         hands = frame.by_side()
         if not hands:
-            self._last = {}
             return {}
         sides = list(hands)
         kp = torch.from_numpy(np.stack([hands[s].keypoints2d()[:, :2] for s in sides])[None]).float()
@@ -170,15 +190,28 @@ class HandFitStage(Stage):
         lm = None
         if self.config.use_landmarks3d:
             lm = torch.from_numpy(np.stack([hands[s].world for s in sides])[None]).float()
-        init = []
-        for s in sides:
-            prev = self._last.get(s)
-            init.append(prev[1] if prev is not None and prev[0] == hands[s].track_id else None)
+        init = [self._last[s].params if self._continues(s, hands[s]) else None for s in sides]
         results = fit_frames(self.models, kp, conf, K, sides, landmarks3d=lm,
                              init=init if any(i is not None for i in init) else None, config=self.fit_config)
         out = dict(zip(sides, results))
-        self._last = {s: (hands[s].track_id, out[s].params) for s in sides}
+        for s in sides:
+            self._last[s] = _LastFit(self._frame, hands[s].track_id, hands[s].bbox(), out[s].params)
         return out
+
+    def _continues(self, side: str, hand: Any) -> bool:
+        """Is ``hand`` the hand of ``side``'s most recent fit (so that fit can start this one)?
+
+        Yes when the detector's track continues, or -- the detector starts a new track
+        whenever it re-finds a hand with its palm search (a frame or two of low landmark
+        presence, a hand entering the image) -- when the new detection's keypoint box
+        overlaps that fit's box (IoU >= ``WARM_IOU``) no more than ``WARM_GAP`` frames later.
+        """
+        last = self._last.get(side)
+        if last is None:
+            return False
+        if last.track_id == hand.track_id and last.frame == self._frame - 1:
+            return True
+        return bool(iou(hand.bbox(), last.bbox[None])[0] >= WARM_IOU)
 
     def process(self, packet: Packet) -> list[Packet]:
         fits = self.fit_frame(packet.data["hands2d"])
