@@ -63,7 +63,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._abort = threading.Event()
         self._queues = [BoundedQueue(source_queue_size, drop_oldest=live)]
-        self._queues += [BoundedQueue(queue_size) for _ in stages[1:]]
+        self._queues += [BoundedQueue(max(queue_size, s.input_queue)) for s in stages[1:]]
         self._threads: list[threading.Thread] = []
         self._ready = [threading.Event() for _ in stages]
 

@@ -42,6 +42,10 @@ class Stage:
     """Record this stage's per-frame time in ``/timing/<name>``."""
     needs_image: bool = True
     """Reads ``packet.frame.image`` (False: may run in a worker process, :mod:`inscene.engine.worker`)."""
+    input_queue: int = 0
+    """Packets buffered before this stage at least (0: ``engine.queue_size``). A stage whose work
+    comes in bursts (the window solves on one frame in ``stride``) asks for a burst's worth, so the
+    stages before it keep working while it solves instead of waiting on a full queue."""
 
     def fields(self) -> list[ArraySpec]:
         """Per-frame store fields this stage writes (declared before the run)."""

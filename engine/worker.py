@@ -63,6 +63,7 @@ class WorkerStage(Stage):
         self.produces = proto.produces  # type: ignore[misc]
         self.history = proto.history
         self.timed = proto.timed
+        self.input_queue = proto.input_queue
         self._factory = factory
         self._args = args
         self._proc: Any = None

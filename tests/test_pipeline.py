@@ -155,6 +155,27 @@ def test_file_sources_never_drop_even_into_a_slow_stage():
     assert max(p.queue_high_water) <= 2
 
 
+class Burst(Stage):
+    """Slow on one frame in ten (as the window's solve), fast otherwise; asks for a burst's worth of queue."""
+
+    name = "burst"
+    input_queue = 12
+
+    def process(self, packet):
+        if packet.row % 10 == 0:
+            time.sleep(0.1)
+        return [packet]
+
+
+def test_a_bursty_stage_gets_its_input_queue_and_upstream_keeps_working():
+    sink = Collect()
+    p = run(CountingSource(40), [Sleep(0.002), Burst(), sink], qs=2)
+    assert [q.maxsize for q in p._queues] == [2, 12, 2]
+    assert [q.row for q in sink.packets] == list(range(40))
+    # while the burst stage sleeps, the stage before it keeps handing on frames beyond the engine's queue size
+    assert 2 < p.queue_high_water[1] <= 12
+
+
 def test_live_source_drops_oldest_counts_and_stays_bounded():
     import psutil
 

@@ -55,6 +55,7 @@ class WindowStage(Stage):
 
             self.mesh = load_object_mesh(run.object.mesh, run.object.units)
         self.history = self.config.size + 2
+        self.input_queue = 3 * self.config.stride  # a solve (one frame in stride) takes ~10 frames' time
         self.windows: dict[str, HandWindow] = {}
         self.held: deque[Packet] = deque()
 
