@@ -19,9 +19,16 @@ that rewrites a segment of rows puts them as one *write group* (``WRITE_GROUP``)
 no flush happens until the group's last row is in, so the watermark moves over a
 whole segment at once and a reader never sees it half rewritten.
 
-Crash safety: chunk files and metadata are replaced atomically by zarr's local
-store (write to a temporary file, then rename), so a killed process leaves either
-the old or the new version of each file. ``StoreWriter.resume`` reopens such a
+Chunk files are written by the writer itself (:func:`_chunk_encoder`): the bytes zarr
+would write for the codecs the store uses (little-endian bytes, then zstd), to the
+path zarr would read, without zarr's per-call overhead (~1.3 ms per array even for
+a scalar per frame: a flush of the ~60 arrays cost ~80 ms of CPU, a tenth of a
+frame's whole budget at 30 frames/s; now ~5 ms). Arrays with other codecs go
+through zarr. Metadata (resizes, attributes) always goes through zarr.
+
+Crash safety: chunk files and metadata are replaced atomically (write to a
+temporary file, then rename), so a killed process leaves either the old or the
+new version of each file. ``StoreWriter.resume`` reopens such a
 store, keeps rows below the watermark and rewrites everything above it.
 """
 
@@ -31,7 +38,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +66,36 @@ class _Buffered:
     array: Any
     chunks: dict[int, np.ndarray] = field(default_factory=dict)
     dirty: set[int] = field(default_factory=set)
+    encode: Callable[[np.ndarray], bytes] | None = None
+    """A chunk's file contents (None: write through zarr)."""
+
+
+def _chunk_encoder(array: Any) -> Callable[[np.ndarray], bytes] | None:
+    """The bytes zarr stores for a chunk of ``array``, when its codecs are the ones :meth:`StoreWriter.create`
+    uses -- ``bytes`` (little-endian) alone or followed by ``zstd`` without checksum -- and its chunk keys
+    zarr's default ``c/i/j/...``; else None. (``tests/test_store.py`` checks the files against zarr's.)"""
+    import numcodecs
+
+    meta = array.metadata
+    try:
+        codecs = [c.to_dict() for c in meta.codecs]
+        keys = meta.chunk_key_encoding.to_dict()
+    except AttributeError:  # not a zarr v3 array
+        return None
+    if keys != {"name": "default", "configuration": {"separator": "/"}} or not codecs:
+        return None
+    dtype = np.dtype(array.dtype)
+    little = {"name": "bytes", "configuration": {"endian": "little"}}
+    if codecs[0] != little and not (dtype.itemsize == 1 and codecs[0] == {"name": "bytes"}):
+        return None
+    dtype = dtype.newbyteorder("<")
+    if len(codecs) == 1:
+        return lambda rows: np.ascontiguousarray(rows, dtype).tobytes()
+    cfg = codecs[1].get("configuration", {})
+    if len(codecs) == 2 and codecs[1]["name"] == "zstd" and not cfg.get("checksum", False):
+        zstd = numcodecs.Zstd(level=int(cfg.get("level", 0)))
+        return lambda rows: zstd.encode(np.ascontiguousarray(rows, dtype).tobytes())
+    return None
 
 
 class StoreWriter:
@@ -75,6 +112,8 @@ class StoreWriter:
         self._root = root
         self._chunk = cfg.chunk_frames
         self._arrays = {s.path: _Buffered(s, root[s.path]) for s in specs if s.per_frame}
+        for buf in self._arrays.values():
+            buf.encode = _chunk_encoder(buf.array)
         self.watermark = watermark
         self.rows = watermark  # one past the highest row put so far
         self._capacity = int(root["frames/status"].shape[0])
@@ -214,9 +253,13 @@ class StoreWriter:
         written: list[Path] = []
         for name, buf in self._arrays.items():
             for c in sorted(buf.dirty):
-                buf.array[c * self._chunk:(c + 1) * self._chunk] = buf.chunks[c]
+                file = self.path / name / "c" / "/".join([str(c)] + ["0"] * len(buf.spec.shape))
+                if buf.encode is None:
+                    buf.array[c * self._chunk:(c + 1) * self._chunk] = buf.chunks[c]
+                else:
+                    _replace_file(file, buf.encode(buf.chunks[c]))
                 if self.cfg.fsync:
-                    written.append(self.path / name / "c" / "/".join([str(c)] + ["0"] * len(buf.spec.shape)))
+                    written.append(file)
             buf.dirty.clear()
         if written:
             _fsync_files(written)
@@ -339,6 +382,19 @@ def _require_parent(root: Any, path: str) -> None:
     g = root
     for part in parts:
         g = g.require_group(part)
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it onto ``path`` (atomic)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fh = open(tmp, "wb")
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(tmp, "wb")
+    with fh:
+        fh.write(data)
+    os.replace(tmp, path)
 
 
 def _fsync_files(paths: list[Path]) -> None:
