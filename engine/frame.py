@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Any
 
@@ -55,3 +55,12 @@ class Packet:
     revision: int = 0
     replay: bool = False
     """True for frames re-fed on resume only to rebuild stage state; not written."""
+
+
+NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
+"""The image of a packet whose pixels it no longer carries (no stage after here reads them)."""
+
+
+def without_image(packet: Packet) -> Packet:
+    """A copy of ``packet`` whose frame carries :data:`NO_IMAGE` (data, fields and timings are shared)."""
+    return replace(packet, frame=replace(packet.frame, image=NO_IMAGE))

@@ -18,10 +18,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import InsceneError, SourceError, StageError
-from .frame import Frame, Packet
+from .frame import NO_IMAGE, Frame, Packet
 from .queues import BoundedQueue, Closed
 from .sources.base import Source
 from .stage import RunContext, Stage
@@ -64,6 +64,8 @@ class Pipeline:
         self._abort = threading.Event()
         self._queues = [BoundedQueue(source_queue_size, drop_oldest=live)]
         self._queues += [BoundedQueue(max(queue_size, s.input_queue)) for s in stages[1:]]
+        self._last_image = max((i for i, s in enumerate(stages) if s.needs_image), default=-1)
+        """Stages after this one read no pixels: packets leave it without their image (deep queues stay small)."""
         self._threads: list[threading.Thread] = []
         self._ready = [threading.Event() for _ in stages]
 
@@ -174,9 +176,13 @@ class Pipeline:
     def _stage_loop(self, i: int, stage: Stage, ctx: RunContext, qin: BoundedQueue, qout: BoundedQueue | None) -> None:
         failed = False
 
+        strip = i >= self._last_image
+
         def emit(packets: list[Packet]) -> None:
             if qout is not None:
                 for p in packets:
+                    if strip and p.frame.image.size:
+                        p.frame = replace(p.frame, image=NO_IMAGE)
                     qout.put(p)
 
         def fail(e: BaseException, index: int | None) -> None:

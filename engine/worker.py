@@ -31,18 +31,16 @@ import subprocess
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
 
 from .errors import InsceneError
-from .frame import Packet
+from .frame import Packet, without_image
 from .stage import RunContext, Stage
 from .store.schema import ArraySpec
 
-_NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
 START_TIMEOUT_S = 600.0
 """Longest wait for the child to build its stage and set it up (a first model build is slow)."""
 
@@ -95,7 +93,7 @@ class WorkerStage(Stage):
 
     def process(self, packet: Packet) -> list[Packet]:
         self._sent[packet.row] = packet
-        return self._restore(self._call("process", _without_image(packet)))
+        return self._restore(self._call("process", without_image(packet)))
 
     def tick(self) -> list[Packet]:
         if type(self.proto).tick is Stage.tick:  # nothing time-based: no round trip every idle 20 ms
@@ -159,10 +157,6 @@ class WorkerStage(Stage):
                 mine.timing.setdefault(k, v)
             out.append(mine)
         return out
-
-
-def _without_image(packet: Packet) -> Packet:
-    return replace(packet, frame=replace(packet.frame, image=_NO_IMAGE))
 
 
 def _serve(conn: Any) -> None:

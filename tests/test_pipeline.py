@@ -176,6 +176,33 @@ def test_a_bursty_stage_gets_its_input_queue_and_upstream_keeps_working():
     assert 2 < p.queue_high_water[1] <= 12
 
 
+class Seen(Stage):
+    """Records the image size of each packet it gets."""
+
+    def __init__(self, name: str, needs_image: bool) -> None:
+        self.name = name
+        self.needs_image = needs_image
+        self.sizes: list[int] = []
+
+    def process(self, packet):
+        self.sizes.append(packet.frame.image.size)
+        return [packet]
+
+
+def test_packets_leave_the_last_stage_reading_pixels_without_them():
+    reads, after = Seen("reads", True), Seen("after", False)
+    sink = Collect()
+    sink.needs_image = False
+    run(CountingSource(12), [Seen("first", False), reads, after, sink])
+    assert reads.sizes == [6 * 8 * 3] * 12  # everything up to the last stage that reads the image has it
+    assert after.sizes == [0] * 12 and all(p.frame.image.size == 0 for p in sink.packets)
+    assert [p.frame.index for p in sink.packets] == list(range(12))
+    # a sink that may read pixels (the default) keeps them
+    sink = Collect()
+    run(CountingSource(5), [Seen("a", False), sink])
+    assert all(p.frame.image.shape == (6, 8, 3) for p in sink.packets)
+
+
 def test_live_source_drops_oldest_counts_and_stays_bounded():
     import psutil
 

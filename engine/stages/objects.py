@@ -90,6 +90,9 @@ class RegionObjectTracker(_ObjectPoseStage):
     """
 
     consumes = ("frame",)
+    input_queue = 32
+    """The first frame searches the box for the pose (~1 s): later frames wait here meanwhile, not in
+    the detector (a live source would drop them), and the tracker catches up at ~2 ms per frame."""
     history = 1 << 30
     """On resume, replay from the first frame: the track's state is its whole past (~1 ms per frame)."""
 

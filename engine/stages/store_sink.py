@@ -22,6 +22,7 @@ class StoreSink(Stage):
     """
 
     name = "store"
+    needs_image = False
     timed = False
 
     def __init__(self, writer: StoreWriter, timed_stages: list[str]) -> None:
