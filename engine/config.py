@@ -181,6 +181,13 @@ class WindowConfig:
     (0: the running estimate of the windows' own shapes, ``shape_rate``, instead)."""
     size_frames: int = 5
     """Contact frames measured before the hand's size is taken from them."""
+    pushout: bool = True
+    """Decided contact frames: turn the finger joints so no vertex stays inside the object (the wrist and the
+    hand's position do not move; ``engine/window/pushout.py``)."""
+    pushout_sigma: float = 0.03
+    """How far a joint may turn (radians per axis) to take a millimetre of penetration out."""
+    pushout_iterations: int = 4
+    """Gauss-Newton steps of the push-out (it stops early once nothing is inside)."""
     vertices: bool = True
     """Write the hand mesh (float16) per frame."""
 
@@ -190,11 +197,12 @@ class WindowConfig:
         _check(self.iterations >= 1 and self.first_iterations >= 1, "window.iterations", self.iterations,
                "must be >= 1")
         for k in ("sigma_px", "robust_px", "sigma_contact", "sigma_penetration", "sigma_accel", "sigma_velocity",
-                  "sigma_rigid", "shape_sigma"):
+                  "sigma_rigid", "shape_sigma", "pushout_sigma"):
             _check(getattr(self, k) > 0, f"window.{k}", getattr(self, k), "must be > 0")
         _check(0 <= self.shape_rate <= 1, "window.shape_rate", self.shape_rate, "must be in [0, 1]")
         _check(0 <= self.size_range < 1, "window.size_range", self.size_range, "must be in [0, 1)")
         _check(self.size_frames >= 1, "window.size_frames", self.size_frames, "must be >= 1")
+        _check(self.pushout_iterations >= 1, "window.pushout_iterations", self.pushout_iterations, "must be >= 1")
         for k in ("contact_weight", "sdf_weight", "smooth_weight", "rigidity_weight", "prior_weight", "sigma_3d"):
             _check(getattr(self, k) >= 0, f"window.{k}", getattr(self, k), "must be >= 0")
 

@@ -29,9 +29,9 @@ from synth_fixtures import tiny_scene
 
 CLIPS = ("tiny", "mug60")
 MISSES = {
-    ("tiny", "penetration"): "mean penetration over contact frames 4.6 mm (init 7.3 mm)",
-    ("mug60", "mpjpe"): "root-relative MPJPE 10.6 mm (init 12.3 mm; 7.2 mm over the whole benchmark suite)",
-    ("mug60", "penetration"): "mean penetration over contact frames 2.76 mm",
+    ("mug60", "mpjpe"): "root-relative MPJPE 10.9 mm (init 12.3 mm; 7.4 mm over the whole benchmark suite)",
+    ("mug60", "penetration"): "mean penetration over contact frames 2.72 mm: the palm lies ~2.8 mm inside the "
+                              "estimated mug, which the finger push-out cannot move (0.65 mm over the suite)",
     ("mug60", "f1"): "contact F1 0.857 (tp 24, fp 6, fn 2: contact labelled on 6 frames without, 2 missed)",
 }
 """(clip, metric) -> what the current window gives where it misses the threshold (measured, seed 0)."""

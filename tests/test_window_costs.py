@@ -301,3 +301,46 @@ def test_levenberg_marquardt_lowers_the_cost_and_keeps_fixed_slots(window):
                                                       False))
     assert start == pytest.approx(info.cost_start, rel=1e-12)
     assert end < start
+
+
+def test_push_out_takes_fingertips_out_and_leaves_the_wrist(anny_right):
+    from inscene.engine.window.pushout import push_fingers_out
+
+    model = anny_right
+    P = model.num_pose_joints
+    problem = WindowProblem(model, build_terms(model, WindowConfig(), with_object=True))
+    x = np.zeros(problem.n)
+    x[:3] = [0.0, np.pi, 0.0]
+    x[3:3 + 3 * P] = model.pose_prior.from_anatomical(model.pose_prior.mean[None]).reshape(-1).numpy()
+    x[-3:] = [0.0, 0.0, 0.45]
+    betas = np.zeros(model.num_betas)
+
+    def vertices(xx):
+        with torch.no_grad():
+            return model.pose(problem.params(torch.as_tensor(xx[None]), torch.as_tensor(betas))).vertices[0].numpy()
+
+    v = vertices(x)
+    tip = v[int(model.tip_vertices[1])]  # index fingertip
+    # a 2 x 2 x 5 cm block whose near face lies 3 mm in front of the fingertip (the tip is 3 mm inside)
+    block = sdf_grid(trimesh.creation.box(extents=(0.02, 0.02, 0.05)), resolution=48, cache=False)
+    T = np.eye(4)
+    T[:3, 3] = tip + [0.0, 0.0, 0.025 - 0.003]
+
+    def depth(xx):
+        d, _ = block.lookup((vertices(xx) - T[:3, 3]) @ T[:3, :3], gradient=False)
+        return -float(np.min(d))
+
+    before = depth(x)
+    assert before > 0.0025
+    y = push_fingers_out(model, problem.params, x, betas, block, T)
+    assert depth(y) < min(0.001, 0.25 * before)  # 3 mm head-on into the block: the joints' prior leaves < 1 mm
+    np.testing.assert_array_equal(y[:3], x[:3])  # the hand's rotation and position are the window's
+    np.testing.assert_array_equal(y[-3:], x[-3:])
+    with torch.no_grad():
+        kp = [model.pose(problem.params(torch.as_tensor(z[None]), torch.as_tensor(betas)), with_vertices=False)
+              .keypoints[0].numpy() for z in (x, y)]
+    np.testing.assert_allclose(kp[1][0], kp[0][0], atol=1e-12)  # the wrist keypoint does not move
+    assert np.abs(y - x).max() < 0.3  # a few degrees, not a new pose
+    # a hand clear of the object is left as it is
+    T[:3, 3] += [0.1, 0.0, 0.0]
+    np.testing.assert_array_equal(push_fingers_out(model, problem.params, x, betas, block, T), x)

@@ -31,6 +31,7 @@ from ..contact.detection import ContactLabeler, image_drift
 from ..costs.base import WindowData
 from .objective import build_terms
 from .problem import SolveInfo, WindowProblem
+from .pushout import push_fingers_out
 from .types import WindowHand
 
 
@@ -382,6 +383,9 @@ class HandWindow:
             return Decided(row, None, rejected=rejected)
         x = slot.x
         betas = self.solved_betas  # the shape the frame was solved with
+        if label[0] and self.config.pushout and self.scene is not None and slot.obs.T_cam_obj is not None:
+            x = push_fingers_out(self.model, self.problem.params, x, betas, self.scene.sdf, slot.obs.T_cam_obj,
+                                 self.config.pushout_sigma, self.config.pushout_iterations)
         with torch.no_grad():
             p = self.problem.params(torch.as_tensor(x[None], dtype=self.model.dtype),
                                     torch.as_tensor(betas, dtype=self.model.dtype))
