@@ -320,20 +320,27 @@ def test_push_out_takes_fingertips_out_and_leaves_the_wrist(anny_right):
             return model.pose(problem.params(torch.as_tensor(xx[None]), torch.as_tensor(betas))).vertices[0].numpy()
 
     v = vertices(x)
-    tip = v[int(model.tip_vertices[1])]  # index fingertip
-    # a 2 x 2 x 5 cm block whose near face lies 3 mm in front of the fingertip (the tip is 3 mm inside)
-    block = sdf_grid(trimesh.creation.box(extents=(0.02, 0.02, 0.05)), resolution=48, cache=False)
+    with torch.no_grad():
+        kp0 = model.pose(problem.params(torch.as_tensor(x[None]), torch.as_tensor(betas)), with_vertices=False)
+    kp0 = kp0.keypoints[0].numpy()
+    # a wall across the fingers' direction (wrist -> middle fingertip), the fingertips 3 mm into it
+    f = (kp0[12] - kp0[0]) / np.linalg.norm(kp0[12] - kp0[0])
+    e1 = np.cross(f, [1.0, 0.0, 0.0])
+    e1 /= np.linalg.norm(e1)
     T = np.eye(4)
-    T[:3, 3] = tip + [0.0, 0.0, 0.025 - 0.003]
+    T[:3, :3] = np.stack([e1, np.cross(f, e1), f], axis=1)  # the wall's z along f
+    reach = float((v @ f).max())
+    T[:3, 3] = kp0[12] + f * ((reach - 0.003) - kp0[12] @ f + 0.025)
+    block = sdf_grid(trimesh.creation.box(extents=(0.3, 0.3, 0.05)), resolution=64, cache=False)
 
     def depth(xx):
         d, _ = block.lookup((vertices(xx) - T[:3, 3]) @ T[:3, :3], gradient=False)
         return -float(np.min(d))
 
     before = depth(x)
-    assert before > 0.0025
-    y = push_fingers_out(model, problem.params, x, betas, block, T)
-    assert depth(y) < min(0.001, 0.25 * before)  # 3 mm head-on into the block: the joints' prior leaves < 1 mm
+    assert 0.0025 < before < 0.0035
+    y = push_fingers_out(model, problem.params, x, betas, vertices(x), block, T)
+    assert depth(y) < min(0.001, 0.25 * before)  # the joints' prior leaves < 1 mm of the 3
     np.testing.assert_array_equal(y[:3], x[:3])  # the hand's rotation and position are the window's
     np.testing.assert_array_equal(y[-3:], x[-3:])
     with torch.no_grad():
@@ -342,5 +349,5 @@ def test_push_out_takes_fingertips_out_and_leaves_the_wrist(anny_right):
     np.testing.assert_allclose(kp[1][0], kp[0][0], atol=1e-12)  # the wrist keypoint does not move
     assert np.abs(y - x).max() < 0.3  # a few degrees, not a new pose
     # a hand clear of the object is left as it is
-    T[:3, 3] += [0.1, 0.0, 0.0]
-    np.testing.assert_array_equal(push_fingers_out(model, problem.params, x, betas, block, T), x)
+    T[:3, 3] += 0.01 * f
+    assert push_fingers_out(model, problem.params, x, betas, vertices(x), block, T) is x

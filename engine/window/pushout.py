@@ -19,35 +19,44 @@ import torch
 from inscene.models.hands.jacobian import vertices_and_jacobian
 
 
-def push_fingers_out(model, params_of, x: np.ndarray, betas: np.ndarray, sdf, T_cam_obj: np.ndarray,
-                     pose_sigma: float = 0.03, iterations: int = 4, margin: float = 0.0005) -> np.ndarray:
+def push_fingers_out(model, params_of, x: np.ndarray, betas: np.ndarray, vertices: np.ndarray, sdf,
+                     T_cam_obj: np.ndarray, pose_sigma: float = 0.03, iterations: int = 4, margin: float = 0.0005,
+                     near: float = 0.005) -> np.ndarray:
     """``x`` (global orient 3, hand pose 3P, translation 3) with the hand pose moved so that the hand's vertices
     leave the object (pose ``T_cam_obj``, signed distance ``sdf`` in the object frame).
 
     Minimizes ``sum (margin - d_i)^2`` over the vertices with ``d_i < margin`` plus
-    ``(1 mm / pose_sigma)^2 |dtheta|^2`` (the joints' change from ``x``), linearized
-    ``iterations`` times (stops early once nothing is inside). ``params_of(x, betas)``
-    turns (1, n) parameters into the model's ``HandParams``.
+    ``(1 mm / pose_sigma)^2 |dtheta|^2`` (the joints' change from ``x``) by ``iterations``
+    Gauss-Newton steps, from the hand's ``vertices`` (V, 3) at ``x``: those within ``near``
+    of the surface move with their Jacobian (a few degrees at a lever of a few cm: well under
+    0.1 mm off), the SDF looked up exactly at each step. ``params_of(x, betas)`` turns (1, n)
+    parameters into the model's ``HandParams``. Returns ``x`` itself when no vertex is inside.
     """
     P = model.num_pose_joints
     pose = slice(3, 3 + 3 * P)
-    x = np.array(x, dtype=np.float64)
-    start = x[pose].copy()
-    lam = (1e-3 / pose_sigma) ** 2
     R, o = T_cam_obj[:3, :3], T_cam_obj[:3, 3]
     dt = model.dtype
+    v = np.asarray(vertices, dtype=np.float64)
+    d, _ = sdf.lookup((v - o) @ R, gradient=False)
+    d = np.asarray(d)
+    if d.min() >= 0:
+        return x
+    with torch.no_grad():
+        p = params_of(torch.as_tensor(np.asarray(x)[None], dtype=dt), torch.as_tensor(betas, dtype=dt))
+    ids = np.flatnonzero(d < near)
+    _, J = vertices_and_jacobian(model, p, torch.as_tensor(ids))
+    J = J[0, :, :, pose].double().numpy()  # (M, 3, 3P)
+    lam = (1e-3 / pose_sigma) ** 2
+    step = np.zeros(3 * P)
     for _ in range(iterations):
-        with torch.no_grad():
-            p = params_of(torch.as_tensor(x[None], dtype=dt), torch.as_tensor(betas, dtype=dt))
-            v = model.pose(p, with_vertices=True).vertices[0].double().numpy()
-        d, g = sdf.lookup((v - o) @ R, gradient=True)
-        inside = np.flatnonzero(np.asarray(d) < margin)
-        if not len(inside):
+        dl, gl = sdf.lookup((v[ids] + J @ step - o) @ R, gradient=True)
+        act = np.flatnonzero(np.asarray(dl) < margin)
+        if not len(act):
             break
-        _, J = vertices_and_jacobian(model, p, torch.as_tensor(inside))
         # d(distance)/d(joint angles): the SDF gradient (camera frame) through the vertex Jacobian
-        A = np.einsum("mx,mxl->ml", np.asarray(g)[inside] @ R.T, J[0, :, :, pose].double().numpy())
-        r = margin - np.asarray(d)[inside]
+        A = np.einsum("mx,mxl->ml", np.asarray(gl)[act] @ R.T, J[act])
         H = A.T @ A + lam * np.eye(3 * P)
-        x[pose] += np.linalg.solve(H, A.T @ r - lam * (x[pose] - start))
-    return x
+        step += np.linalg.solve(H, A.T @ (margin - np.asarray(dl)[act]) - lam * step)
+    out = np.array(x, dtype=np.float64)
+    out[pose] += step
+    return out

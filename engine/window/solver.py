@@ -383,15 +383,13 @@ class HandWindow:
             return Decided(row, None, rejected=rejected)
         x = slot.x
         betas = self.solved_betas  # the shape the frame was solved with
+        kp, verts = self._posed(x, betas)
         if label[0] and self.config.pushout and self.scene is not None and slot.obs.T_cam_obj is not None:
-            x = push_fingers_out(self.model, self.problem.params, x, betas, self.scene.sdf, slot.obs.T_cam_obj,
-                                 self.config.pushout_sigma, self.config.pushout_iterations)
-        with torch.no_grad():
-            p = self.problem.params(torch.as_tensor(x[None], dtype=self.model.dtype),
-                                    torch.as_tensor(betas, dtype=self.model.dtype))
-            out = self.model.pose(p, with_vertices=True)
-        kp = out.keypoints[0].double().numpy()
-        verts = out.vertices[0].double().numpy()
+            pushed = push_fingers_out(self.model, self.problem.params, x, betas, verts, self.scene.sdf,
+                                      slot.obs.T_cam_obj, self.config.pushout_sigma, self.config.pushout_iterations)
+            if pushed is not x:
+                x = pushed
+                kp, verts = self._posed(x, betas)
         in_contact, onset, release = label
         slot.in_contact = in_contact
         P = self.problem.P
@@ -407,6 +405,14 @@ class HandWindow:
         self.fixed.append((row, x.copy(), kp))
         self._hold(row, kp, o.T_cam_obj, in_contact, onset)
         return Decided(row, hand, pen, verts)
+
+    def _posed(self, x: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints (21, 3) and vertices (V, 3) of the hand at ``x`` with shape ``betas``."""
+        with torch.no_grad():
+            p = self.problem.params(torch.as_tensor(x[None], dtype=self.model.dtype),
+                                    torch.as_tensor(betas, dtype=self.model.dtype))
+            out = self.model.pose(p, with_vertices=True)
+        return out.keypoints[0].double().numpy(), out.vertices[0].double().numpy()
 
     def _hold(self, row: int, keypoints: np.ndarray, T_cam_obj: np.ndarray | None, in_contact: bool,
               onset: bool) -> None:
