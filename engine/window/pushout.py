@@ -18,6 +18,9 @@ import torch
 
 from inscene.models.hands.jacobian import vertices_and_jacobian
 
+RIGID_TO_WRIST = 0.9
+"""Vertices with at least this skinning weight on the wrist move with the hand, not the fingers."""
+
 
 def push_fingers_out(model, params_of, x: np.ndarray, betas: np.ndarray, vertices: np.ndarray, sdf,
                      T_cam_obj: np.ndarray, pose_sigma: float = 0.03, iterations: int = 4, margin: float = 0.0005,
@@ -43,7 +46,11 @@ def push_fingers_out(model, params_of, x: np.ndarray, betas: np.ndarray, vertice
         return x
     with torch.no_grad():
         p = params_of(torch.as_tensor(np.asarray(x)[None], dtype=dt), torch.as_tensor(betas, dtype=dt))
-    ids = np.flatnonzero(d < near)
+    # vertices skinned (almost) to the wrist alone cannot move with the fingers: leave them out
+    movable = model.weights[:, 0].numpy() < RIGID_TO_WRIST
+    ids = np.flatnonzero((d < near) & movable)
+    if not len(ids):
+        return x
     _, J = vertices_and_jacobian(model, p, torch.as_tensor(ids))
     J = J[0, :, :, pose].double().numpy()  # (M, 3, 3P)
     lam = (1e-3 / pose_sigma) ** 2
