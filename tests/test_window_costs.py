@@ -237,6 +237,35 @@ def test_smoothness_is_depth_normalized(window):
     assert part.norm() > 1e3 * RTOL * J.norm()
 
 
+@pytest.mark.parametrize("name", ["acceleration", "velocity"])
+def test_smoothness_over_dropped_frames(window, name):
+    """Slots 1, 2, 3 and 5 frame intervals apart (a live source dropped frames): the divided differences for unequal
+    steps, their Jacobian exact, and a hand moving at constant speed costs nothing however its frames are spaced."""
+    import dataclasses
+
+    problem, x, betas, data, fixed_kp = window
+    steps = np.array([1.0, 1.0, 2.0, 3.0, 5.0])
+    uneven = dataclasses.replace(data, steps=steps)
+    term = next(t for t in problem.terms if t.name == name)
+    ev = problem.evaluate(x, betas, uneven, True, fixed_kp)
+    block = term.block(ev, uneven, True)
+    f = residual_fn(problem, name, uneven, fixed_kp)
+    J = dense_jacobian(block, x.shape[0], problem.n, problem.S)
+    err = (J - autograd_jacobian(f, x, betas)).norm() / J.norm()
+    assert err < RTOL, f"{name}: relative Jacobian error {err:.2e}"
+    # keypoints moving at constant velocity across the view (constant depth), sampled at the slots' times
+    t = np.cumsum(steps) - steps[0]
+    kp = ev.kp[1:2].repeat(len(steps), 1, 1) + torch.as_tensor(t)[:, None, None] * torch.tensor([0.004, -0.002, 0.0])
+    steady = dataclasses.replace(ev, kp=kp.to(ev.kp))
+    if name == "acceleration":
+        assert term.block(steady, uneven, False).res.abs().max() < 1e-9
+        # counted in rows, the same motion would look like a jerk at every gap
+        assert term.block(steady, data, False).res.abs().max() > 0.05
+    else:  # the velocity is the same per frame interval at every step
+        v = term.block(steady, uneven, False).res.reshape(len(block.slots), 21, 3)
+        torch.testing.assert_close(v, v[:1].expand_as(v), rtol=1e-9, atol=1e-12)
+
+
 def test_assemble_equals_dense_normal_equations(window):
     """``H = J^T J`` and ``g = J^T r`` of the dense window Jacobian stacked from every block by loops."""
     problem, x, betas, data, fixed_kp = window

@@ -174,6 +174,33 @@ def test_rows_are_decided_in_order_once_with_the_stated_lag(anny_right32, size, 
             assert np.isfinite(d.hand.keypoints).all() and np.isnan(d.penetration) and not d.hand.in_contact
 
 
+def test_the_temporal_terms_see_the_time_between_rows(anny_right32, monkeypatch):
+    """A live source that dropped frames: rows 2.5 and 3 frame intervals apart reach the window's temporal terms
+    as such (steps from the frames' times and the source's frame interval; without a frame interval, rows)."""
+    from inscene.engine.window.problem import WindowProblem
+
+    obs, K = synthetic_observations(anny_right32, 10, set())
+    times = np.array([0, 1, 2, 4.5, 5.5, 6.5, 9.5, 10.5, 11.5, 12.5]) / 30.0
+    for o, t in zip(obs, times):
+        o.time = float(t)
+    seen = []
+    solve = WindowProblem.solve
+
+    def spy(self, x, betas, data, *a, **k):
+        seen.append((data.rows.copy(), None if data.steps is None else data.steps.copy()))
+        return solve(self, x, betas, data, *a, **k)
+
+    monkeypatch.setattr(WindowProblem, "solve", spy)
+    cfg = WindowConfig(size=6, stride=3, iterations=1, first_iterations=1)
+    decide_all(HandWindow(anny_right32, cfg, ContactConfig(), K, frame_s=1 / 30.0), obs)
+    rows, steps = seen[1]  # the second window: two fixed slots, then rows 5..
+    np.testing.assert_allclose(steps[1:], np.diff(times[rows]) * 30.0)
+    assert {2.5, 3.0} <= {round(float(h), 6) for h in steps[1:]}
+    seen.clear()
+    decide_all(HandWindow(anny_right32, cfg, ContactConfig(), K), obs)
+    assert all(st is None for _, st in seen)
+
+
 def test_a_window_without_any_hand_decides_its_rows_empty(anny_right32):
     """A gap longer than the window: its rows leave as empty decisions and the hand is picked up after it."""
     rows, missing = 20, set(range(3, 14))

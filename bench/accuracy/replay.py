@@ -23,6 +23,7 @@ def observations(res, side: str) -> list[Observation | None]:
     kp2, rel = res.array(h + "keypoints2d", n), res.array(h + "keypoints3d_rel", n)
     pose, betas, transl = (res.array(h + "init/" + k, n) for k in ("pose", "betas", "transl"))
     obj_ok, T_cam_obj = res.array("object/valid", n), res.array("object/T_cam_obj", n)
+    times = res.array("frames/time", n)
     out: list[Observation | None] = []
     for i in range(n):
         x0 = np.concatenate([pose[i].ravel(), transl[i]]).astype(np.float64)
@@ -33,7 +34,7 @@ def observations(res, side: str) -> list[Observation | None]:
         r = rel[i].astype(np.float64)
         world = (r - r.mean(0)).astype(np.float32).astype(np.float64)
         out.append(Observation(i, uv, kp2[i, :, 2].astype(np.float64), world, x0, betas[i].astype(np.float64),
-                               T_cam_obj[i] if obj_ok[i] else None))
+                               T_cam_obj[i] if obj_ok[i] else None, float(times[i])))
     return out
 
 
@@ -47,7 +48,8 @@ def replay(res, cfg, models: dict, mesh=None) -> dict[str, list]:
     windows, obs, out = {}, {}, {}
     for side in sides:
         scene = ObjectScene(mesh, models[side], cfg.contact) if mesh is not None else None
-        windows[side] = HandWindow(models[side], cfg.window, cfg.contact, res.K, scene)
+        fps = (res.attrs.get("source") or {}).get("fps")
+        windows[side] = HandWindow(models[side], cfg.window, cfg.contact, res.K, scene, 1.0 / fps if fps else None)
         obs[side] = observations(res, side)
         out[side] = []
     for row in range(len(obs["right"])):

@@ -88,6 +88,9 @@ class WindowData:
     """The object's SDF grid (``inscene.kernels.SDFGrid``), object frame."""
     betas_prior: torch.Tensor | None = None
     """(S,) running shape estimate of this hand."""
+    steps: np.ndarray | None = None
+    """(T,) time from the slot before to each slot, in nominal frame intervals (1 for a steady source; more
+    where a live source dropped frames), or None: every step is one frame."""
     extras: dict = field(default_factory=dict)
 
 

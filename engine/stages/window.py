@@ -103,7 +103,9 @@ class WindowStage(Stage):
             if self.mesh is not None:
                 scene = ObjectScene(self.mesh, self.models[s], self.run.contact, sdf)
                 sdf = scene.sdf
-            self.windows[s] = HandWindow(self.models[s], self.config, self.run.contact, ctx.K, scene)
+            fps = getattr(ctx.source_info, "fps", None)
+            self.windows[s] = HandWindow(self.models[s], self.config, self.run.contact, ctx.K, scene,
+                                         1.0 / fps if fps else None)
 
     def process(self, packet: Packet) -> list[Packet]:
         self.held.append(packet)
@@ -142,7 +144,8 @@ class WindowStage(Stage):
         world = np.asarray(hand.world, np.float64) if hand.world is not None else None
         return Observation(packet.row, np.asarray(hand.keypoints2d()[:, :2], np.float64),
                            np.asarray(hand.confidence, np.float64), world, x0,
-                           p.betas[0].numpy().astype(np.float64), None if T is None else np.asarray(T, np.float64))
+                           p.betas[0].numpy().astype(np.float64), None if T is None else np.asarray(T, np.float64),
+                           float(packet.frame.time))
 
     def _write(self, packet: Packet, side: str, d: Decided) -> None:
         h = f"hand/{side}/"

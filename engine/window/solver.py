@@ -63,6 +63,12 @@ class Observation:
     """(S,) per-frame shape estimate."""
     T_cam_obj: np.ndarray | None = None
     """(4, 4) object pose, or None."""
+    time: float = float("nan")
+    """The frame's presentation time, s (NaN: unknown; the frame is taken one frame after the last)."""
+
+
+MAX_STEP = 8.0
+"""Longest time between two slots the temporal terms span, in frame intervals (a longer stall counts as this)."""
 
 
 @dataclass
@@ -95,8 +101,12 @@ class Decided:
 class HandWindow:
     """The window of one hand side (``push`` rows, get decided rows back)."""
 
-    def __init__(self, model, config: WindowConfig, contact: ContactConfig, K: np.ndarray, scene=None) -> None:
+    def __init__(self, model, config: WindowConfig, contact: ContactConfig, K: np.ndarray, scene=None,
+                 frame_s: float | None = None) -> None:
         self.model, self.config, self.contact_cfg = model, config, contact
+        self.frame_s = frame_s if frame_s is not None and frame_s > 0 else None
+        """The source's nominal time between frames, s: the temporal terms measure steps in it (None: one
+        row is one frame; a live source that drops frames needs it)."""
         self._size_cfg = dataclasses.replace(contact, hold_depth_scale=config.size_range) if config.size_range else None
         """Contact evidence as ``_measure`` judges it: the depth correction reaches ``size_range``."""
         self.K = np.asarray(K, np.float64)
@@ -106,8 +116,8 @@ class HandWindow:
         self.slots: list[_Slot | None] = []
         """One per row in the window (None: the hand is not there)."""
         self.first_row: int | None = None
-        self.fixed: deque[tuple[int, np.ndarray, np.ndarray]] = deque(maxlen=2)
-        """(row, x, keypoints) of the last decided rows (fixed slots of the next window)."""
+        self.fixed: deque[tuple[int, np.ndarray, np.ndarray, float]] = deque(maxlen=2)
+        """(row, x, keypoints, time) of the last decided rows (fixed slots of the next window)."""
         self.betas: np.ndarray | None = None
         """The hand's shape (one per hand over time): the model's mean shape until windows with
         contact have measured it against the object (then a running estimate)."""
@@ -277,6 +287,10 @@ class HandWindow:
         if self.scene is not None:
             data.T_cam_obj = torch.as_tensor(Tco)
             data.sdf = self.scene.sdf
+        if self.frame_s is not None:
+            times = np.array([f[3] for f in fixed] + [s.obs.time for _, s in live], np.float64)
+            steps = np.diff(times, prepend=np.nan) / self.frame_s
+            data.steps = np.clip(np.where(np.isfinite(steps), steps, 1.0), 0.5, MAX_STEP)
         return data
 
     def _contacts(self, live, data: WindowData, x: np.ndarray, vertices: torch.Tensor) -> None:
@@ -402,7 +416,7 @@ class HandWindow:
             pen, points = self.scene.penetration_and_contacts(verts, o.T_cam_obj)
             if slot.in_contact:
                 hand.contact_points = points
-        self.fixed.append((row, x.copy(), kp))
+        self.fixed.append((row, x.copy(), kp, o.time))
         self._hold(row, kp, o.T_cam_obj, in_contact, onset)
         return Decided(row, hand, pen, verts)
 
