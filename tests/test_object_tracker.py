@@ -122,6 +122,47 @@ def test_tracks_the_mug_with_the_hand_discounted(mug_seq):
     assert errs[False][0] > 2 * errs[True][0], errs  # seeded: 0.7 deg with the mask, 2.1 deg without
 
 
+def test_box_search_fits_all_pairs_at_once_as_view_by_view(mug_seq):
+    from naive import naive_fit_box
+
+    from inscene.models.objects.search import SearchConfig, _fit_pairs, _rotz, search_views
+
+    mesh, seq = mug_seq
+    c = SearchConfig()
+    model = viewpoint_model(mesh.vertices, mesh.faces, FAST.subdivisions, FAST.n_points)
+    views = search_views(model, c.subdivisions)
+    angles = np.arange(c.inplane_steps) * (2 * np.pi / c.inplane_steps)
+    step = max(1, model.n_points // c.points)
+    box = (300.0, 200.0, 120.0, 90.0)
+    R, t, keep = _fit_pairs(model, np.repeat(views, len(angles)), np.tile(angles, len(views)), step, seq.K,
+                            c.min_box_iou, box)
+    naive = [naive_fit_box(model, v, _rotz(angles), step, seq.K, c.min_box_iou, box) for v in views]
+    np.testing.assert_allclose(R, np.concatenate([r for r, _ in naive]), atol=1e-12)
+    np.testing.assert_allclose(t, np.concatenate([tt for _, tt in naive]), atol=1e-12)
+    assert 100 < len(keep) < len(views) * len(angles)  # the box's shape keeps some, not all
+
+
+def test_coarse_to_fine_box_search_finds_what_the_full_grid_finds(mug_seq):
+    """The coarse grid (a sixth of the rotations) and the full grid around its best: the best hypothesis scores as
+    the exhaustive search's best does, and lies as near the true pose."""
+    import dataclasses
+
+    from inscene.models.objects.init import box_histograms
+    from inscene.models.objects.search import SearchConfig, box_hypotheses
+
+    mesh, seq = mug_seq
+    model = viewpoint_model(mesh.vertices, mesh.faces, FAST.subdivisions, FAST.n_points)
+    for f in (5, 12, 30):
+        box = amodal_box(mesh, seq.T_cam_obj[f], seq.K, seq.images.shape[1:3])
+        prob = box_histograms(seq.images[f], box, 32, 0.5, seq.hand[f]).probability_image(seq.images[f])
+        full = box_hypotheses(model, seq.K, box, prob, seq.images[f], dataclasses.replace(SearchConfig(), coarse=False),
+                              seq.hand[f])
+        fast = box_hypotheses(model, seq.K, box, prob, seq.images[f], SearchConfig(), seq.hand[f])
+        assert fast[0].score >= 0.97 * full[0].score, (f, fast[0].score, full[0].score)
+        best = min(rot_err(h.T_cam_obj, seq.T_cam_obj[f]) for h in full[:8])
+        assert min(rot_err(h.T_cam_obj, seq.T_cam_obj[f]) for h in fast[:8]) <= best + 6.0, f
+
+
 def test_initializes_from_box_and_mask(mug_seq):
     from inscene.kernels import render_silhouettes
 
