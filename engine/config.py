@@ -149,7 +149,12 @@ class WindowConfig:
     robust_px: float = 12.0
     """Geman-McClure scale of the 2D term, pixels."""
     sigma_3d: float = 0.01
-    """Noise scale of the detector's relative 3D keypoints, metres (0 disables the term)."""
+    """Noise scale of the detector's relative 3D keypoints, metres (0 disables the term); with ``sigma_3d_rate``
+    the starting value of an estimate."""
+    sigma_3d_rate: float = 0.3
+    """After each solve, ``sigma_3d`` moves this share of the way to the solved hand's RMS residual against the
+    detector's relative 3D keypoints (per coordinate, within 3-20 mm): the window learns how good the detector's
+    3D keypoints are (0: ``sigma_3d`` stays fixed)."""
     contact_weight: float = 1.0
     """Weight of the lifted contact term (0 disables it: ablation "without contact")."""
     sigma_contact: float = 0.004
@@ -200,6 +205,7 @@ class WindowConfig:
                   "sigma_rigid", "shape_sigma", "pushout_sigma"):
             _check(getattr(self, k) > 0, f"window.{k}", getattr(self, k), "must be > 0")
         _check(0 <= self.shape_rate <= 1, "window.shape_rate", self.shape_rate, "must be in [0, 1]")
+        _check(0 <= self.sigma_3d_rate <= 1, "window.sigma_3d_rate", self.sigma_3d_rate, "must be in [0, 1]")
         _check(0 <= self.size_range < 1, "window.size_range", self.size_range, "must be in [0, 1)")
         _check(self.size_frames >= 1, "window.size_frames", self.size_frames, "must be >= 1")
         _check(self.pushout_iterations >= 1, "window.pushout_iterations", self.pushout_iterations, "must be >= 1")

@@ -16,6 +16,8 @@ within ``ATOL_M`` (measured: 0, bit-identical, with two torch threads).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -199,6 +201,24 @@ def test_the_temporal_terms_see_the_time_between_rows(anny_right32, monkeypatch)
     seen.clear()
     decide_all(HandWindow(anny_right32, cfg, ContactConfig(), K), obs)
     assert all(st is None for _, st in seen)
+
+
+@pytest.mark.parametrize("noise", [0.004, 0.012])
+def test_the_window_learns_how_noisy_the_detectors_3d_keypoints_are(anny_right32, noise):
+    """Relative 3D keypoints with ``noise`` metres of Gaussian noise per coordinate: the window's estimate of
+    ``sigma_3d`` (started at 10 mm) ends near it; with ``sigma_3d_rate`` 0 it stays where it started."""
+    obs, K = synthetic_observations(anny_right32, 40, set())
+    rng = np.random.default_rng(3)
+    for o in obs:
+        o.landmarks = o.landmarks + rng.normal(0, noise, o.landmarks.shape)
+    cfg = WindowConfig(size=8, stride=4, iterations=2, first_iterations=4)
+    win = HandWindow(anny_right32, cfg, ContactConfig(), K)
+    decide_all(win, obs)
+    print(f"\nnoise {noise * 1e3:.0f} mm: estimated {win.sigma_3d * 1e3:.2f} mm")
+    assert 0.75 * noise < win.sigma_3d < 1.5 * noise, win.sigma_3d
+    still = HandWindow(anny_right32, dataclasses.replace(cfg, sigma_3d_rate=0.0), ContactConfig(), K)
+    decide_all(still, obs)
+    assert still.sigma_3d == cfg.sigma_3d
 
 
 def test_a_window_without_any_hand_decides_its_rows_empty(anny_right32):

@@ -67,6 +67,9 @@ class Observation:
     """The frame's presentation time, s (NaN: unknown; the frame is taken one frame after the last)."""
 
 
+SIGMA_3D_RANGE = (0.003, 0.02)
+"""Bounds of the estimated noise of the detector's relative 3D keypoints, metres per coordinate."""
+
 MAX_STEP = 8.0
 """Longest time between two slots the temporal terms span, in frame intervals (a longer stall counts as this)."""
 
@@ -136,6 +139,9 @@ class HandWindow:
         self.last_solve: SolveInfo | None = None
         """What the last window solve did (kept alone: a stream may run for hours)."""
         self.vertex_ids = torch.as_tensor(scene.vertex_ids if scene is not None else np.zeros(0, np.int64))
+        self._landmarks = next((t for t in self.problem.terms if t.name == "landmarks"), None)
+        self.sigma_3d = config.sigma_3d
+        """The noise of the detector's relative 3D keypoints as the window's residuals show it (``sigma_3d_rate``)."""
         self.last_seen: Observation | None = None
         """The last accepted detection (the reference of the identity gate)."""
         self.rejected: set[int] = set()
@@ -232,8 +238,12 @@ class HandWindow:
         data.extras["landmark_scale"] = self._landmark_scale(start.keypoints, data)
         first = not any(s.optimized for _, s in live)
         iters = cfg.first_iterations if first else cfg.iterations
+        if self._landmarks is not None:
+            self._landmarks.sigma_3d = self.sigma_3d
         xs, betas, info = self.problem.solve(torch.as_tensor(x), torch.as_tensor(self.betas), data, iters, fixed_kp)
         self.last_solve = info
+        if self._landmarks is not None and cfg.sigma_3d_rate > 0:
+            self._learn_sigma_3d(xs, betas, data)
         xs = xs.detach().numpy().astype(np.float64)
         betas = betas.detach().numpy().astype(np.float64)
         self.solved_betas = betas
@@ -250,6 +260,28 @@ class HandWindow:
             s.optimized = True
         last = live[-1][1]
         self.offset = last.x[-3:] - last.start[-3:]
+
+    def _learn_sigma_3d(self, xs: torch.Tensor, betas: torch.Tensor, data: WindowData) -> None:
+        """Move ``sigma_3d`` towards the solved hand's residual against the detector's 3D keypoints.
+
+        The residual is the landmark term's own (keypoints about their mean against the detector's, rescaled
+        to the hand's size), RMS per coordinate over the free slots, weighted by confidence. A detector whose
+        3D keypoints are good (the oracle: 4 mm) ends near its noise and the term shapes the hand firmly; one
+        whose keypoints are poor (the real detector on rendered hands: ~11 mm) is trusted less.
+        """
+        nf = data.fixed
+        w = data.lm_weight[nf:].double() ** 2
+        if float(w.sum()) <= 0:
+            return
+        with torch.no_grad():
+            kp = self.model.pose(self.problem.params(xs.to(self.model.dtype), betas.to(self.model.dtype)),
+                                 with_vertices=False).keypoints[nf:].double()
+        lm = data.landmarks[nf:].double()
+        lm = (lm - lm.mean(1, keepdim=True)) * data.extras["landmark_scale"][nf:].double()[:, None, None]
+        r2 = ((kp - kp.mean(1, keepdim=True) - lm) ** 2).sum(-1)
+        rms = float(((w * r2).sum() / (3 * w.sum())) ** 0.5)
+        step = self.config.sigma_3d_rate * (rms - self.sigma_3d)
+        self.sigma_3d = float(np.clip(self.sigma_3d + step, *SIGMA_3D_RANGE))
 
     @staticmethod
     def _landmark_scale(kp: torch.Tensor, data: WindowData) -> torch.Tensor:
