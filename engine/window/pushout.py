@@ -5,9 +5,9 @@ millimetres inside the estimated object, and a stiff term drags the whole hand a
 the tracker's noise). What is left inside in a contact frame is almost always a
 fingertip (the deepest vertex sits on a distal phalanx in ~90 % of the suite's contact
 frames), so a decided contact frame gets a short Gauss-Newton pass over its finger
-joints alone: every vertex deeper than ``-margin`` in the object's SDF is pulled to
-``margin`` outside, each joint held near the window's solution (``pose_sigma`` per
-millimetre of penetration). The wrist, the hand's rotation and its translation do not
+joints alone: the vertices inside the object or within ``margin`` of its surface are
+pulled to ``margin`` outside, each joint held near the window's solution (``pose_sigma``
+per millimetre of penetration); a frame with nothing inside is left as it is. The wrist, the hand's rotation and its translation do not
 move, so the hand's position (MRPE) is the window's; only the fingers give way.
 """
 
