@@ -58,9 +58,14 @@ class Packet:
 
 
 NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
-"""The image of a packet whose pixels it no longer carries (no stage after here reads them)."""
+"""The image of a frame that no longer carries its pixels (no stage after here reads them)."""
+
+
+def without_pixels(frame: Frame) -> Frame:
+    """``frame`` with :data:`NO_IMAGE` for its image."""
+    return replace(frame, image=NO_IMAGE)
 
 
 def without_image(packet: Packet) -> Packet:
-    """A copy of ``packet`` whose frame carries :data:`NO_IMAGE` (data, fields and timings are shared)."""
-    return replace(packet, frame=replace(packet.frame, image=NO_IMAGE))
+    """A copy of ``packet`` whose frame carries no pixels (data, fields and timings are shared)."""
+    return replace(packet, frame=without_pixels(packet.frame))

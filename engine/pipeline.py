@@ -18,10 +18,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .errors import InsceneError, SourceError, StageError
-from .frame import NO_IMAGE, Frame, Packet
+from .frame import Frame, Packet, without_pixels
 from .queues import BoundedQueue, Closed
 from .sources.base import Source
 from .stage import RunContext, Stage
@@ -182,7 +182,7 @@ class Pipeline:
             if qout is not None:
                 for p in packets:
                     if strip and p.frame.image.size:
-                        p.frame = replace(p.frame, image=NO_IMAGE)
+                        p.frame = without_pixels(p.frame)
                     qout.put(p)
 
         def fail(e: BaseException, index: int | None) -> None:

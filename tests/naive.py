@@ -212,28 +212,17 @@ def naive_shade(mesh_id: np.ndarray, face_id: np.ndarray, bary: np.ndarray, face
 def naive_fit_box(model, v: int, Rz: np.ndarray, step: int, K: np.ndarray, min_iou: float,
                   box: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
     """One view turned in-plane by each of ``Rz``: the rotations and translations that fit ``box`` (the per-view
-    loop the all-pairs ``_fit_pairs`` replaced)."""
+    loop, from ``look_at``, that the all-pairs ``_fit_pairs`` replaced; the box arithmetic is shared)."""
+    from inscene.models.objects.search import box_fit, centre_in_box
     from inscene.models.objects.viewpoints import look_at
 
     uc, vc, bw, bh = box
     f = 0.5 * (K[0, 0] + K[1, 1])
     Tv = look_at(model.directions[v], model.center, model.distance)
-    P = (model.points[v, ::step] - model.center) @ Tv[:3, :3].T
-    Pr = P[None] @ Rz.transpose(0, 2, 1)
-    ext_w = Pr[..., 0].max(1) - Pr[..., 0].min(1)
-    ext_h = Pr[..., 1].max(1) - Pr[..., 1].min(1)
-    k = (ext_w * bw + ext_h * bh) / (ext_w ** 2 + ext_h ** 2)
-    iw, ih = np.minimum(k * ext_w, bw), np.minimum(k * ext_h, bh)
-    iou = iw * ih / (k * k * ext_w * ext_h + bw * bh - iw * ih)
+    Pr = ((model.points[v, ::step] - model.center) @ Tv[:3, :3].T)[None] @ Rz.transpose(0, 2, 1)
+    k, iou = box_fit(Pr[..., 0].max(1) - Pr[..., 0].min(1), Pr[..., 1].max(1) - Pr[..., 1].min(1), bw, bh)
     keep = np.nonzero(iou >= min_iou)[0]
     R = Rz[keep] @ Tv[:3, :3]
     t = (f / k[keep])[:, None] * np.linalg.solve(K, np.array([uc, vc, 1.0]))[None] - R @ model.center
-    pts = model.points[v, ::step]
-    for _ in range(2):
-        Xc = pts[None] @ R.transpose(0, 2, 1) + t[:, None]
-        u = K[0, 0] * Xc[..., 0] / Xc[..., 2] + K[0, 2]
-        w = K[1, 1] * Xc[..., 1] / Xc[..., 2] + K[1, 2]
-        t[:, 0] += (uc - 0.5 * (u.max(1) + u.min(1))) * t[:, 2] / K[0, 0]
-        t[:, 1] += (vc - 0.5 * (w.max(1) + w.min(1))) * t[:, 2] / K[1, 1]
-        t *= np.sqrt(((u.max(1) - u.min(1)) * (w.max(1) - w.min(1))) / (bw * bh))[:, None]
+    centre_in_box(model.points[v, ::step], R, t, K, box)
     return R, t

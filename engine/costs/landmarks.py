@@ -22,15 +22,19 @@ class Landmarks(CostTerm):
         super().__init__(weight if sigma_3d > 0 else 0.0)
         self.sigma_3d = sigma_3d
 
-    def block(self, ev: Evaluation, data: WindowData, jacobian: bool = True) -> Block | None:
-        T = ev.kp.shape[0]
-        w = (data.lm_weight * (self.weight ** 0.5 / self.sigma_3d))[..., None]  # (T, 21, 1)
+    @staticmethod
+    def difference(kp: torch.Tensor, data: WindowData) -> torch.Tensor:
+        """(T, 21, 3) the keypoints ``kp`` about their mean minus the detector's, rescaled (unweighted, metres)."""
         lm = data.landmarks - data.landmarks.mean(1, keepdim=True)
-        rel = ev.kp - ev.kp.mean(1, keepdim=True)
         scale = data.extras.get("landmark_scale")
         if scale is not None:
             lm = lm * scale.to(lm)[:, None, None]
-        res = ((rel - lm) * w).reshape(T, 63)
+        return kp - kp.mean(1, keepdim=True) - lm
+
+    def block(self, ev: Evaluation, data: WindowData, jacobian: bool = True) -> Block | None:
+        T = ev.kp.shape[0]
+        w = (data.lm_weight * (self.weight ** 0.5 / self.sigma_3d))[..., None]  # (T, 21, 1)
+        res = (self.difference(ev.kp, data) * w).reshape(T, 63)
         jac = None
         if jacobian:
             j = ev.kp_jac - ev.kp_jac.mean(1, keepdim=True)

@@ -275,10 +275,8 @@ class HandWindow:
             return
         with torch.no_grad():
             kp = self.model.pose(self.problem.params(xs.to(self.model.dtype), betas.to(self.model.dtype)),
-                                 with_vertices=False).keypoints[nf:].double()
-        lm = data.landmarks[nf:].double()
-        lm = (lm - lm.mean(1, keepdim=True)) * data.extras["landmark_scale"][nf:].double()[:, None, None]
-        r2 = ((kp - kp.mean(1, keepdim=True) - lm) ** 2).sum(-1)
+                                 with_vertices=False).keypoints
+        r2 = (self._landmarks.difference(kp.to(data.landmarks), data)[nf:].double() ** 2).sum(-1)
         rms = float(((w * r2).sum() / (3 * w.sum())) ** 0.5)
         step = self.config.sigma_3d_rate * (rms - self.sigma_3d)
         self.sigma_3d = float(np.clip(self.sigma_3d + step, *SIGMA_3D_RANGE))
