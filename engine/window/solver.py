@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -74,6 +75,15 @@ MAX_STEP = 8.0
 """Longest time between two slots the temporal terms span, in frame intervals (a longer stall counts as this)."""
 
 
+class _Fixed(NamedTuple):
+    """A decided row kept as a fixed slot of the next window."""
+
+    row: int
+    x: np.ndarray
+    keypoints: np.ndarray
+    time: float
+
+
 @dataclass
 class _Slot:
     obs: Observation
@@ -119,8 +129,8 @@ class HandWindow:
         self.slots: list[_Slot | None] = []
         """One per row in the window (None: the hand is not there)."""
         self.first_row: int | None = None
-        self.fixed: deque[tuple[int, np.ndarray, np.ndarray, float]] = deque(maxlen=2)
-        """(row, x, keypoints, time) of the last decided rows (fixed slots of the next window)."""
+        self.fixed: deque[_Fixed] = deque(maxlen=2)
+        """The last decided rows (fixed slots of the next window)."""
         self.betas: np.ndarray | None = None
         """The hand's shape (one per hand over time): the model's mean shape until windows with
         contact have measured it against the object (then a running estimate)."""
@@ -220,14 +230,14 @@ class HandWindow:
     def _solve(self, live: list[tuple[int, _Slot]]) -> None:
         cfg = self.config
         rows = np.array([self.first_row + i for i, _ in live])
-        fixed = [f for f in self.fixed if f[0] >= rows[0] - 2 and f[0] < rows[0]]
+        fixed = [f for f in self.fixed if rows[0] - 2 <= f.row < rows[0]]
         if self.betas is None:
             # the model's mean shape: monocular perception cannot tell the hand's size (the
             # detector's 3D keypoints guess it); contacts with the object measure it
             self.betas = np.zeros(self.model.num_betas)
-        x = np.stack([f[1] for f in fixed] + [s.x for _, s in live])
-        all_rows = np.concatenate([[f[0] for f in fixed], rows]).astype(np.int64)
-        fixed_kp = torch.as_tensor(np.stack([f[2] for f in fixed])) if fixed else None
+        x = np.stack([f.x for f in fixed] + [s.x for _, s in live])
+        all_rows = np.concatenate([[f.row for f in fixed], rows]).astype(np.int64)
+        fixed_kp = torch.as_tensor(np.stack([f.keypoints for f in fixed])) if fixed else None
         data = self._data(live, fixed, all_rows)
         with torch.no_grad():  # the hand at the start of the solve: for the contacts and the landmarks' scale
             start = self.model.pose(self.problem.params(torch.as_tensor(x, dtype=self.model.dtype),
@@ -318,7 +328,7 @@ class HandWindow:
             data.T_cam_obj = torch.as_tensor(Tco)
             data.sdf = self.scene.sdf
         if self.frame_s is not None:
-            times = np.array([f[3] for f in fixed] + [s.obs.time for _, s in live], np.float64)
+            times = np.array([f.time for f in fixed] + [s.obs.time for _, s in live], np.float64)
             steps = np.diff(times, prepend=np.nan) / self.frame_s
             data.steps = np.clip(np.where(np.isfinite(steps), steps, 1.0), 0.5, MAX_STEP)
         return data
@@ -408,10 +418,7 @@ class HandWindow:
         that touches at no scale in range (its pose or size too far off: the real detector's 3D
         keypoints can make it much smaller) measures nothing.
         """
-        dt = self.model.dtype
-        with torch.no_grad():
-            p = self.problem.params(torch.as_tensor(obs.x0[None], dtype=dt), torch.as_tensor(obs.betas0, dtype=dt))
-            v = self.model.pose(p, with_vertices=True).vertices[0].double().numpy()
+        _, v = self._posed(obs.x0, obs.betas0)
         ev = self.scene.evidence(v, self.K, obs.T_cam_obj, self._size_cfg, was_in_contact=True)
         if not ev.possible:
             return None
@@ -446,7 +453,7 @@ class HandWindow:
             pen, points = self.scene.penetration_and_contacts(verts, o.T_cam_obj)
             if slot.in_contact:
                 hand.contact_points = points
-        self.fixed.append((row, x.copy(), kp, o.time))
+        self.fixed.append(_Fixed(row, x.copy(), kp, o.time))
         self._hold(row, kp, o.T_cam_obj, in_contact, onset)
         return Decided(row, hand, pen, verts)
 
