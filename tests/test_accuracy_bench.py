@@ -175,3 +175,13 @@ def test_window_path_with_a_stand_in_stage(workdir, perframe, monkeypatch):
     assert side["init"]["contact"]["source"] == "geometric"
     assert r["timing"]["window"]["mean"] >= 0
     assert r["timing"]["window"]["block_frames"] == RunConfig().window.stride
+
+
+def test_grasp_bench_onsets_skip_missed_detections():
+    """A frame without the hand inside a contact is no onset; a contact after frames out of contact is."""
+    from inscene.bench.grasp import contact_onsets
+
+    contact = np.array([0, 0, 1, 1, 0, 1, 1, 0, 0, 1], bool)
+    valid = np.array([1, 1, 1, 1, 0, 1, 1, 1, 0, 1], bool)  # row 4: missed inside a contact; row 8: missed outside
+    assert contact_onsets(contact & valid, valid).tolist() == [2, 9]
+    assert contact_onsets(np.zeros(0, bool), np.zeros(0, bool)).tolist() == []

@@ -170,3 +170,60 @@ def test_empty_and_bad_times(hand):
     assert complete_approach(hand, K, [], hands[-1], times[-1:], MinimumJerkPrior()) == []
     with pytest.raises(ValueError):
         complete_approach(hand, K, hands[:-1], hands[-1], times[:-1], MinimumJerkPrior())
+
+
+def test_trajectory_normal_equations_equal_autograd(anny_right):
+    """The banded system of the trajectory solve is J^T J, J^T r and r.r of the stacked residuals (autograd J)."""
+    from inscene.engine.grasp.completion import _Solver, state_of
+
+    hand = anny_right  # float64: exact comparison
+    times, hands, _, _ = synthetic_reach(hand, 9, seed=7)
+    times = times + np.r_[np.zeros(5), 0.02, 0.02, 0.05, 0.05]  # uneven steps (a dropped frame)
+    frames, end = hands[:6], hands[6]
+    neighbours = [(times[7], hands[7]), (times[8], hands[8])]
+    cfg = CompletionConfig()
+    solver = _Solver(hand, K, frames, torch.as_tensor(end.betas, dtype=hand.dtype), cfg)
+    solver.set_trajectory(times[:6], [(times[6], end), *neighbours])
+    assert solver.groups is not None and len(solver.groups) == 6  # 4 among the frames, 2 reaching the fixed ones
+    x = solver.initial(frames)
+    x = x + 0.01 * torch.as_tensor(np.random.default_rng(0).standard_normal(x.shape))
+    targets = MinimumJerkPrior().targets(times[:6], times[6], state_of(end), solver.states(x))
+    tg = solver.target_tensors(targets, hand.dtype)
+    sw = torch.as_tensor(np.random.default_rng(1).uniform(0.5, 1.0, (6, 21)))
+
+    def residuals(flat: torch.Tensor) -> torch.Tensor:
+        xx = flat.reshape(x.shape)
+        e2d, other, kp = solver.residuals(xx, tg)
+        smooth, _ = solver.smoothness(kp)
+        return torch.cat([(e2d * sw[..., None] / cfg.sigma_px).reshape(-1), other.reshape(-1), smooth.reshape(-1)])
+
+    r = residuals(x.reshape(-1))
+    J = torch.autograd.functional.jacobian(residuals, x.reshape(-1))
+    system, cost = solver.trajectory_system(x, tg, sw)
+    H, g = system.to_dense()
+    n = x.numel()
+    torch.testing.assert_close(H[:n, :n], J.T @ J, rtol=1e-6, atol=1e-6 * float((J.T @ J).abs().max()))
+    torch.testing.assert_close(g[:n], J.T @ r, rtol=1e-6, atol=1e-6 * float((J.T @ r).abs().max()))
+    assert cost == pytest.approx(float(r @ r), rel=1e-9)
+
+
+def test_revised_path_continues_into_the_contact_frames(hand):
+    """Fixed stage-1 frames after the onset: the revised approach runs into them without a kink, and a
+    trajectory solve is smoother than frames solved one by one."""
+    times, hands, kp, _ = synthetic_reach(hand, 34, seed=8, noise_px=2.0)
+    frames, end, after = hands[:31], hands[31], [(times[32], hands[32]), (times[33], hands[33])]
+    for i in range(31, 34):  # the contact frames as stage 1 decided them (exact here)
+        hands[i].keypoints[:] = kp[i]
+        hands[i].betas[0] = 0.05  # synthetic_reach's true size
+    seq = lambda rv: np.concatenate([np.stack([r.keypoints for r in rv]), np.stack([h.keypoints for h in hands[31:]])])
+    acc = lambda k: np.linalg.norm(np.diff(k, 2, axis=0), axis=-1).mean(-1)
+    smooth = complete_approach(hand, K, frames, end, times[:32], MinimumJerkPrior(), neighbours=after)
+    single = complete_approach(hand, K, frames, end, times[:32], MinimumJerkPrior(),
+                               config=CompletionConfig(sigma_accel=0.0))
+    a_s, a_1 = acc(seq(smooth)), acc(seq(single))
+    assert np.median(a_s) < 0.7 * np.median(a_1), (np.median(a_s), np.median(a_1))  # less jitter
+    junction = a_s[29:32].max()  # groups through the last revised frame, the onset and the first neighbour
+    assert junction <= 2.0 * np.median(a_s), (a_s[27:], np.median(a_s))
+    mrpe_s = _errors(np.stack([r.keypoints for r in smooth]), kp[:31])[0]
+    mrpe_1 = _errors(np.stack([r.keypoints for r in single]), kp[:31])[0]
+    assert mrpe_s <= mrpe_1 * 1.1, (mrpe_s, mrpe_1)

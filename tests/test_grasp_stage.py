@@ -227,6 +227,29 @@ def test_the_approach_waits_for_the_contact_to_settle_and_takes_its_latest_hand_
         assert first_final > next(i for i, p in enumerate(sink.packets) if p.row == settled - 1)
 
 
+def test_the_solves_take_the_contact_frames_beside_the_fixed_frame(hand, monkeypatch):
+    """The approach solve gets the contact frames after the onset as fixed neighbours (its path runs into
+    them), the retreat solve the contact frames before the release."""
+    import inscene.engine.stages.grasp as G
+
+    seen: dict[str, list] = {}
+    for name in ("complete_approach", "complete_retreat"):
+        real = getattr(G, name)
+
+        def spy(*a, _real=real, _name=name, **k):
+            seen[_name] = [t for t, _ in k.get("neighbours", ())]
+            return _real(*a, **k)
+
+        monkeypatch.setattr(G, name, spy)
+    rows, _, rg = scenario(hand, n_contact=10)
+    rows = [{k: v for k, v in r.items() if k == "right"} for r in rows]
+    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=2.0, settle_s=0.2, retreat=True)
+    run_chain(rows, hand, [Collect()], cfg)
+    onset, last = rg["onset"], rg["contact"][-1]
+    np.testing.assert_allclose(seen["complete_approach"], [(onset + 1) / FPS, (onset + 2) / FPS])
+    np.testing.assert_allclose(seen["complete_retreat"], [(last - 2) / FPS, (last - 1) / FPS])
+
+
 def test_disabled_stage_finalizes_as_is(hand):
     rows, _, _ = scenario(hand, n_approach=10, n_contact=3, n_retreat=4, n_gap=0)
     rows = [{k: v for k, v in r.items() if k == "right"} for r in rows]

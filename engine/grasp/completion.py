@@ -13,6 +13,9 @@ shape); this module carries that back over the buffered approach:
   orientation and the finger pose, with the free end re-estimated between rounds of
   a batched Levenberg-Marquardt over the frames (float32, analytic Jacobians);
 * the model's pose prior and joint limits, and a weak pull to stage 1's finger pose;
+* keypoint acceleration over the revised frames and the fixed frames beside them (as the
+  window's term): one trajectory, solved as a block-banded system, that runs into the
+  contact frames without a kink;
 * then frames near the grasp are pushed out of the object (SDF grid), translation only.
 
 The retreat after a release is the same problem going forward from the last
@@ -21,6 +24,7 @@ contact frame (:func:`complete_retreat`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +34,8 @@ from inscene.models.hands.jacobian import keypoints_and_jacobian
 from inscene.models.hands.model import HandModel
 from inscene.models.hands.params import HandParams
 
+from ..costs.smoothness import Z_REF
+from ..window.banded import BANDWIDTH, BandedSystem
 from ..window.types import WindowHand
 from .prior import HandState, MotionPrior, PriorTargets
 
@@ -59,6 +65,14 @@ class CompletionConfig:
     """How far the penetration refinement may move a frame (std), metres."""
     penetration_iterations: int = 5
     damping: float = 1e-3
+    sigma_accel: float = 0.005
+    """Keypoint acceleration scale over the re-solved frames and the fixed frames next to them, metres per
+    frame interval squared at ``Z_REF`` depth (the window's term and scale). It makes the frames one trajectory
+    (a banded solve instead of one solve per frame) that meets the fixed frames without a kink; 0 disables."""
+    junction_weight: float = 30.0
+    """Weight of the acceleration groups that hold a fixed frame, where the revised frames meet stage 1's
+    decided ones: the revised path must continue them (on the synthetic suite at 1 the frames next to the
+    onset still bent towards the 2D evidence, 2.4x the sequence's median acceleration; at 30, 1.3x)."""
 
 
 @dataclass
@@ -87,7 +101,8 @@ def state_of(h: WindowHand) -> HandState:
 
 def complete_approach(model: HandModel, K: np.ndarray, frames: list[WindowHand], end: WindowHand,
                       times: np.ndarray, prior: MotionPrior, grid=None, T_cam_obj=None,
-                      config: CompletionConfig | None = None) -> list[RevisedHand]:
+                      config: CompletionConfig | None = None,
+                      neighbours: Sequence[tuple[float, WindowHand]] = ()) -> list[RevisedHand]:
     """Re-solve the approach frames backward from the first contact frame ``end``.
 
     Args:
@@ -97,35 +112,42 @@ def complete_approach(model: HandModel, K: np.ndarray, frames: list[WindowHand],
         prior: the motion prior.
         grid: the object's SDF grid (``kernels.sdf_grid``), or None (no penetration refinement).
         T_cam_obj: the object's pose, (4, 4) or one per frame ((T, 4, 4) / list with None), or None.
+        neighbours: (time, frame) of the stage-1 frames just after ``end`` (the contact goes on there);
+            fixed too, they carry the trajectory's smoothness across the onset.
     Returns:
         T revised frames, in the order of ``frames``.
     """
     return _complete(model, K, frames, end, np.asarray(times, np.float64), prior, grid, T_cam_obj,
-                     config or CompletionConfig(), None)
+                     config or CompletionConfig(), None, neighbours)
 
 
 def complete_retreat(model: HandModel, K: np.ndarray, start: WindowHand, frames: list[WindowHand],
                      times: np.ndarray, prior: MotionPrior, grid=None, T_cam_obj=None,
-                     config: CompletionConfig | None = None) -> list[RevisedHand]:
+                     config: CompletionConfig | None = None,
+                     neighbours: Sequence[tuple[float, WindowHand]] = ()) -> list[RevisedHand]:
     """The retreat after a release: ``start`` (the last contact frame) fixed, frames after it re-solved.
 
-    ``times``: (T + 1,) the start's time then the frames' times.
+    ``times``: (T + 1,) the start's time then the frames' times. ``neighbours``: (time, frame) of the
+    stage-1 frames just before ``start``.
     """
     times = np.asarray(times, np.float64)
     order = np.r_[times[1:], times[0]]
-    return _complete(model, K, frames, start, order, prior, grid, T_cam_obj, config or CompletionConfig(), None)
+    return _complete(model, K, frames, start, order, prior, grid, T_cam_obj, config or CompletionConfig(), None,
+                     neighbours)
 
 
 def complete_between(model: HandModel, K: np.ndarray, start: WindowHand, frames: list[WindowHand],
                      end: WindowHand, times: np.ndarray, prior: MotionPrior, grid=None, T_cam_obj=None,
-                     config: CompletionConfig | None = None) -> list[RevisedHand]:
+                     config: CompletionConfig | None = None,
+                     neighbours: Sequence[tuple[float, WindowHand]] = ()) -> list[RevisedHand]:
     """Frames between a release (``start``) and the next contact onset (``end``): both ends fixed.
 
-    ``times``: (T + 2,) the start's time, the frames' times, the end's time.
+    ``times``: (T + 2,) the start's time, the frames' times, the end's time. ``neighbours``: (time, frame)
+    of fixed stage-1 frames beside either end.
     """
     times = np.asarray(times, np.float64)
     return _complete(model, K, frames, end, times[1:], prior, grid, T_cam_obj, config or CompletionConfig(),
-                     (start, float(times[0])))
+                     (start, float(times[0])), neighbours)
 
 
 # -- the solve -------------------------------------------------------------------------
@@ -133,7 +155,8 @@ def complete_between(model: HandModel, K: np.ndarray, start: WindowHand, frames:
 
 def _complete(model: HandModel, K: np.ndarray, frames: list[WindowHand], fixed: WindowHand, times: np.ndarray,
               prior: MotionPrior, grid, T_cam_obj, cfg: CompletionConfig,
-              other: tuple[WindowHand, float] | None) -> list[RevisedHand]:
+              other: tuple[WindowHand, float] | None,
+              neighbours: Sequence[tuple[float, WindowHand]] = ()) -> list[RevisedHand]:
     T = len(frames)
     if T == 0:
         return []
@@ -144,6 +167,8 @@ def _complete(model: HandModel, K: np.ndarray, frames: list[WindowHand], fixed: 
     fixed_state = state_of(fixed)
     betas = torch.as_tensor(np.asarray(fixed.betas), dtype=dtype)
     solver = _Solver(model, K, frames, betas, cfg)
+    anchors = [(t_fixed, fixed)] + ([] if other is None else [(other[1], other[0])]) + list(neighbours)
+    solver.set_trajectory(t_frames, anchors)
     x = solver.initial(frames)
     for _ in range(cfg.rounds):
         current = solver.states(x)
@@ -226,6 +251,36 @@ class _Solver:
         self.prior_hessian = self.prior_jac.T @ self.prior_jac
         cols = list(range(3 + 3 * self.P)) + list(range(3 + 3 * self.P + self.S, 3 + 3 * self.P + self.S + 3))
         self.cols = torch.as_tensor(cols)
+        self.groups: torch.Tensor | None = None  # (G, 3) acceleration groups over [frames, anchors]
+        self.coeffs: torch.Tensor | None = None  # (G, 3)
+        self.anchor_kp: torch.Tensor | None = None  # (A, 21, 3)
+
+    def set_trajectory(self, t_frames: np.ndarray, anchors: Sequence[tuple[float, WindowHand]]) -> None:
+        """The frames and the fixed ``anchors`` (time, frame) as one trajectory: acceleration groups of three
+        consecutive instants (in time order) holding at least one free frame, with the divided-difference
+        coefficients of their spacing in frame intervals (the median spacing)."""
+        T = len(t_frames)
+        if self.cfg.sigma_accel <= 0 or T == 0:
+            return
+        times = np.r_[np.asarray(t_frames, np.float64), [float(t) for t, _ in anchors]]
+        order = np.argsort(times, kind="stable")
+        if len(order) < 3:
+            return
+        steps = np.diff(times[order])
+        unit = float(np.median(steps[steps > 0])) if (steps > 0).any() else 1.0
+        h = np.maximum(steps / unit, 1e-3)
+        idx = np.stack([order[:-2], order[1:-1], order[2:]], axis=1)
+        keep = (idx < T).any(axis=1)
+        if not keep.any():
+            return
+        h1, h2 = h[:-1][keep], h[1:][keep]
+        a = 2.0 / (h1 + h2)
+        self.groups = torch.as_tensor(idx[keep])
+        w = np.where((idx[keep] >= T).any(axis=1), self.cfg.junction_weight ** 0.5, 1.0)
+        self.coeffs = torch.as_tensor(np.stack([a / h1, -a * (1.0 / h1 + 1.0 / h2), a / h2], axis=1) * w[:, None],
+                                      dtype=self.model.dtype)
+        self.anchor_kp = torch.as_tensor(np.stack([np.asarray(f.keypoints, np.float64) for _, f in anchors]),
+                                         dtype=self.model.dtype) if anchors else None
 
     # -- packing ----------------------------------------------------------------
 
@@ -252,11 +307,34 @@ class _Solver:
 
     # -- residuals ----------------------------------------------------------------
 
-    def residuals(self, x: torch.Tensor, tg: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """2D errors (T, 21) in pixels and all other residuals, weighted (T, R); no Jacobians."""
+    def residuals(self, x: torch.Tensor, tg: dict[str, torch.Tensor]
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """2D errors (T, 21) in pixels, all other per-frame residuals, weighted (T, R), and the keypoints
+        (T, 21, 3); no Jacobians."""
         p = self.unpack(x)
         kp = self.model(p.global_orient, p.hand_pose, p.betas, p.transl, with_vertices=False).keypoints
-        return self._errors(kp, x, p.hand_pose, tg)
+        return (*self._errors(kp, x, p.hand_pose, tg), kp)
+
+    def smoothness(self, kp: torch.Tensor, jk: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Acceleration residuals (G, 63) of the trajectory and, given the keypoint Jacobians ``jk``
+        (T, 21, 3, N), their blocks (G, 3, 63, N) per group member (zero for the fixed anchors).
+
+        Scaled as the window's term (``Z_REF`` over the depth), the depth taken from the anchors, so that
+        the scale is a constant and the Jacobian exact.
+        """
+        assert self.groups is not None and self.coeffs is not None
+        T, G = kp.shape[0], self.groups.shape[0]
+        items = kp if self.anchor_kp is None else torch.cat([kp, self.anchor_kp.to(kp)])
+        k = items[self.groups]  # (G, 3, 21, 3)
+        z = float(self.anchor_kp[..., 2].mean()) if self.anchor_kp is not None else float(kp[..., 2].mean())
+        c = self.coeffs.to(kp) * (Z_REF / max(z, 0.05) / self.cfg.sigma_accel)
+        r = torch.einsum("gi,gikx->gkx", c, k).reshape(G, 63)
+        if jk is None:
+            return r, None
+        free = (self.groups < T).to(kp.dtype)
+        jg = jk[self.groups.clamp(max=T - 1)] * (c * free)[:, :, None, None, None]
+        return r, jg.reshape(G, 3, 63, -1)
 
     def _errors(self, kp: torch.Tensor, x: torch.Tensor, pose: torch.Tensor,
                 tg: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -273,8 +351,9 @@ class _Solver:
         return proj - self.uv, torch.cat(res, dim=1)
 
     def normal_equations(self, x: torch.Tensor, tg: dict[str, torch.Tensor], sw: torch.Tensor
-                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Gauss-Newton ``H`` (T, N, N), gradient ``g`` (T, N) and cost (T,) at x with 2D sqrt weights sw (T, 21).
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gauss-Newton ``H`` (T, N, N), gradient ``g`` (T, N) and cost (T,) of the per-frame terms at x with 2D
+        sqrt weights sw (T, 21); then the keypoints (T, 21, 3) and their Jacobian (T, 21, 3, N).
 
         Terms with constant or diagonal Jacobians (the targets, the pose prior, stage 1's
         pose) go straight into ``H`` and ``g`` instead of through a full Jacobian.
@@ -321,34 +400,94 @@ class _Solver:
         H[:, pc, pc] += self.prior_hessian + jl.transpose(1, 2) @ jl
         g[:, pc] += rp @ self.prior_jac + (jl.transpose(1, 2) @ rl[..., None])[..., 0]
         cost = cost + (rp * rp).sum(-1) + (rl * rl).sum(-1)
-        return H, g, cost
+        return H, g, cost, kp, jk
+
+    @staticmethod
+    def target_tensors(targets: PriorTargets, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        """The prior's targets and their scales as the residuals read them."""
+        return {"wrist": torch.as_tensor(targets.wrist, dtype=dtype),
+                "orient": torch.as_tensor(targets.orient, dtype=dtype),
+                "fingers": torch.as_tensor(targets.fingers, dtype=dtype),
+                "sw": torch.as_tensor(targets.sigma_wrist, dtype=dtype),
+                "so": torch.as_tensor(targets.sigma_orient, dtype=dtype),
+                "sf": torch.as_tensor(targets.sigma_fingers, dtype=dtype)}
 
     def solve(self, x: torch.Tensor, targets: PriorTargets, iterations: int) -> torch.Tensor:
         """Levenberg-Marquardt from x (T, N) with the prior's targets (per-frame step acceptance)."""
         dtype = x.dtype
-        tg = {"wrist": torch.as_tensor(targets.wrist, dtype=dtype),
-              "orient": torch.as_tensor(targets.orient, dtype=dtype),
-              "fingers": torch.as_tensor(targets.fingers, dtype=dtype),
-              "sw": torch.as_tensor(targets.sigma_wrist, dtype=dtype),
-              "so": torch.as_tensor(targets.sigma_orient, dtype=dtype),
-              "sf": torch.as_tensor(targets.sigma_fingers, dtype=dtype)}
+        tg = self.target_tensors(targets, dtype)
+        if self.groups is not None:
+            return self._solve_trajectory(x, tg, iterations)
         T = x.shape[0]
         lam = torch.full((T,), self.cfg.damping, dtype=dtype)
         eye = torch.eye(self.N, dtype=dtype)
         with torch.no_grad():
-            e2d, _ = self.residuals(x, tg)
+            e2d, _, _ = self.residuals(x, tg)
             for _ in range(iterations):
                 sw = (self.conf * _gm_weight(e2d.norm(dim=-1), self.cfg.robust_px)).sqrt()
-                H, g, cost = self.normal_equations(x, tg, sw)
+                H, g, cost, _, _ = self.normal_equations(x, tg, sw)
                 A = H + lam[:, None, None] * torch.diag_embed(torch.diagonal(H, dim1=1, dim2=2)) + 1e-6 * eye
                 delta, info = torch.linalg.solve_ex(A, g[..., None])
                 step = torch.where((info == 0)[:, None], -delta[..., 0], 0.0)
-                e_new, r_new = self.residuals(x + step, tg)
+                e_new, r_new, _ = self.residuals(x + step, tg)
                 c_new = (((e_new * sw[..., None]) / self.cfg.sigma_px) ** 2).sum((-1, -2)) + (r_new * r_new).sum(-1)
                 ok = c_new < cost
                 x = torch.where(ok[:, None], x + step, x)
                 e2d = torch.where(ok[:, None, None], e_new, e2d)
                 lam = torch.where(ok, lam * 0.3, lam * 5.0).clamp(1e-7, 1e7)
+        return x
+
+    def trajectory_system(self, x: torch.Tensor, tg: dict[str, torch.Tensor], sw: torch.Tensor
+                          ) -> tuple[BandedSystem, float]:
+        """Gauss-Newton normal equations of the whole trajectory at x (float64, block-banded; its shape border
+        is a dummy 1x1 identity, no shape variable) and the cost, with 2D sqrt weights sw (T, 21)."""
+        assert self.groups is not None
+        T, N = x.shape
+        groups, f64 = self.groups, torch.float64
+        H, g, cost, kp, jk = self.normal_equations(x, tg, sw)
+        rs, js = self.smoothness(kp, jk)
+        band = torch.zeros(T, BANDWIDTH + 1, N, N, dtype=f64)
+        band[:, 0] = H.double()
+        gx = g.double()
+        js, rs = js.double(), rs.double()
+        flat = band.view(T * (BANDWIDTH + 1), N, N)
+        for a in range(3):
+            ia = groups[:, a]
+            fa = ia < T
+            gx.index_add_(0, ia[fa], (js[fa, a].transpose(-1, -2) @ rs[fa, :, None])[..., 0])
+            for b in range(a, 3):
+                ib = groups[:, b]
+                m = fa & (ib < T)
+                d = ib[m] - ia[m]  # free frames run in time order: 0 <= d <= 2
+                flat.index_add_(0, ia[m] * (BANDWIDTH + 1) + d, js[m, a].transpose(-1, -2) @ js[m, b])
+        system = BandedSystem(band, torch.zeros(T, N, 1, dtype=f64), torch.eye(1, dtype=f64), gx,
+                              torch.zeros(1, dtype=f64))
+        return system, float(cost.sum()) + float((rs * rs).sum())
+
+    def _solve_trajectory(self, x: torch.Tensor, tg: dict[str, torch.Tensor], iterations: int) -> torch.Tensor:
+        """Levenberg-Marquardt over all frames at once: the per-frame blocks plus the acceleration groups form
+        a block-banded system (each group spans three consecutive instants), solved by block Cholesky."""
+        assert self.groups is not None
+        lam = self.cfg.damping
+        with torch.no_grad():
+            e2d, _, _ = self.residuals(x, tg)
+            for _ in range(iterations):
+                sw = (self.conf * _gm_weight(e2d.norm(dim=-1), self.cfg.robust_px)).sqrt()
+                system, total = self.trajectory_system(x, tg, sw)
+                out = system.solve(0, lam)
+                if out is None:
+                    lam = min(lam * 5.0, 1e7)
+                    continue
+                step = out[0].to(x.dtype)
+                e_new, r_new, kp_new = self.residuals(x + step, tg)
+                rs_new, _ = self.smoothness(kp_new)
+                c_new = float((((e_new * sw[..., None]) / self.cfg.sigma_px) ** 2).sum() + (r_new * r_new).sum()
+                              + (rs_new * rs_new).sum())
+                if c_new < total:
+                    x, e2d = x + step, e_new
+                    lam = max(lam * 0.3, 1e-7)
+                else:
+                    lam = min(lam * 5.0, 1e7)
         return x
 
 

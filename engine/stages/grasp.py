@@ -71,6 +71,11 @@ class Motion(IntEnum):
     """Re-solved forward from a release."""
 
 
+NEIGHBOURS = 2
+"""Stage-1 contact frames beyond the fixed frame that a re-solve takes as fixed too: the revised path's
+acceleration runs into them (``CompletionConfig.sigma_accel``), so it continues the contact's motion."""
+
+
 @dataclass
 class _Row:
     packet: Packet
@@ -98,6 +103,12 @@ class _Track:
     """The first contact frame of a contact whose approach waits to be re-solved (``grasp.settle_s``)."""
     released: tuple[WindowHand, float, np.ndarray | None] | None = None
     """The last contact frame before that approach (the fixed start of a release-to-onset solve)."""
+    recent: deque = field(default_factory=lambda: deque(maxlen=NEIGHBOURS + 1))
+    """(time, hand) of the latest contact frames, oldest first."""
+    after_onset: list = field(default_factory=list)
+    """(time, hand) of the contact frames after ``onset`` (up to ``NEIGHBOURS``)."""
+    before_release: list = field(default_factory=list)
+    """(time, hand) of the contact frames before ``released`` (up to ``NEIGHBOURS``)."""
 
 
 class GraspStage(Stage):
@@ -173,6 +184,10 @@ class GraspStage(Stage):
             if h.in_contact:
                 if tr.frames and tr.onset is None:
                     tr.onset, tr.released = (h, t, obj), tr.last_contact
+                    tr.after_onset, tr.before_release = [], list(tr.recent)[:-1]
+                elif tr.onset is not None and len(tr.after_onset) < NEIGHBOURS:
+                    tr.after_onset.append((t, h))
+                tr.recent.append((t, h))
                 settle = self.config.settle_s if self.config.enabled else 0.0
                 if tr.onset is not None and t - tr.onset[1] >= settle:
                     touched |= self._solve(side, end=tr.onset, size=h)
@@ -258,11 +273,12 @@ class GraspStage(Stage):
         if tr.retreat and tr.released is not None:
             h0, t_0, _ = tr.released
             revised = complete_between(self.models[side], self._K, h0, hands, h_end, np.array([t_0, *times, t_end]),
-                                       self.prior, self.grid, poses, self.completion)
+                                       self.prior, self.grid, poses, self.completion,
+                                       neighbours=tr.before_release + tr.after_onset)
             kind = "between"
         else:
             revised = complete_approach(self.models[side], self._K, hands, h_end, np.array([*times, t_end]),
-                                        self.prior, self.grid, poses, self.completion)
+                                        self.prior, self.grid, poses, self.completion, neighbours=tr.after_onset)
             kind = "approach"
         tr.retreat = False
         self.solves.append({"side": side, "kind": kind, "frames": len(frames),
@@ -280,7 +296,7 @@ class GraspStage(Stage):
         t0 = time.perf_counter()
         revised = complete_retreat(self.models[side], self._K, h0, [f.hand for f in frames],
                                    np.array([t_0, *(f.time for f in frames)]), self.prior, self.grid, poses,
-                                   self.completion)
+                                   self.completion, neighbours=list(tr.recent)[:-1])
         self.solves.append({"side": side, "kind": "retreat", "frames": len(frames),
                             "ms": (time.perf_counter() - t0) * 1e3})
         return self._apply(side, frames, revised, Motion.RETREAT)
