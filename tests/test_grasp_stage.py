@@ -250,6 +250,22 @@ def test_the_solves_take_the_contact_frames_beside_the_fixed_frame(hand, monkeyp
     np.testing.assert_allclose(seen["complete_retreat"], [(last - 2) / FPS, (last - 1) / FPS])
 
 
+def test_a_grasp_again_after_a_short_release_is_solved_between_the_contacts(hand):
+    """Frames between a release and the next onset (none fell off the buffer) are re-solved with both contact
+    frames fixed, also with ``grasp.retreat`` off; once frames fell off, the next onset solves an approach."""
+    rows, _, rg = scenario(hand, n_contact=10, n_retreat=6, n_gap=0)
+    rows = [{k: v for k, v in r.items() if k == "right"} for r in rows]
+    again = rows[rg["contact"][-1]]["right"]
+    rows += [{"right": dataclasses.replace(again, in_contact=True, onset=i == 0, release=False)} for i in range(4)]
+    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=2.0, settle_s=0.0, retreat=False)
+    grasp, _ = run_chain(rows, hand, [Collect()], cfg)
+    assert [s["kind"] for s in grasp.solves] == ["approach", "between"]
+    assert grasp.solves[1]["frames"] == 6
+    cfg = cfg.replace("grasp", buffer_s=0.1)  # the released frames fall off before the next contact
+    grasp, _ = run_chain(rows, hand, [Collect()], cfg)
+    assert [s["kind"] for s in grasp.solves][-1] == "approach"
+
+
 def test_disabled_stage_finalizes_as_is(hand):
     rows, _, _ = scenario(hand, n_approach=10, n_contact=3, n_retreat=4, n_gap=0)
     rows = [{k: v for k, v in r.items() if k == "right"} for r in rows]

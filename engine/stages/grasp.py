@@ -7,9 +7,11 @@ contact frame (``engine/grasp/completion.py``) and the revised rows go downstrea
 *final* with a higher revision, together with the onset row, as one write group
 (the store flushes the segment at once: no reader sees it half rewritten). Frames
 that fall off the buffer without an onset are finalized as they are. After a
-release the retreat is buffered the same way and re-solved forward from the last
-contact frame when its first frame would fall off the buffer, or together with
-the next approach (both ends fixed) when a new contact starts first.
+release the frames are buffered the same way; when a new contact starts before
+any of them fell off, they are re-solved between the two contacts (both ends
+fixed: a hand that lets go and grasps again is no reach from rest). With
+``grasp.retreat`` a retreat is also re-solved forward from the last contact frame
+when its first frame would fall off the buffer.
 
 Two hands. Each side decides its own frames; a row (one frame, both sides) is
 *final* only when both sides' values in it are decided: a side is decided for a
@@ -98,7 +100,10 @@ class _Track:
     last_contact: tuple[WindowHand, float, np.ndarray | None] | None = None
     in_contact: bool = False
     retreat: bool = False
-    """The buffer starts right after a release (its frames are a retreat)."""
+    """The buffer starts right after a release (its frames are a retreat) and ``grasp.retreat`` re-solves it."""
+    since_release: bool = False
+    """The buffer holds every frame since the last contact ended (none fell off): an onset re-solves them with
+    both ends fixed, the release and the onset."""
     onset: tuple[WindowHand, float, np.ndarray | None] | None = None
     """The first contact frame of a contact whose approach waits to be re-solved (``grasp.settle_s``)."""
     released: tuple[WindowHand, float, np.ndarray | None] | None = None
@@ -200,6 +205,7 @@ class GraspStage(Stage):
                     touched |= self._decide_as_is(side, list(tr.frames))
                     tr.frames.clear()
                 tr.retreat = self.config.retreat and tr.last_contact is not None
+                tr.since_release = tr.last_contact is not None
             tr.in_contact = False
             tr.frames.append(_Frame(packet.row, t, h, obj))
             row.pending.add(side)
@@ -244,6 +250,7 @@ class GraspStage(Stage):
         old = []
         while tr.frames and now - tr.frames[0].time > self._horizon:
             old.append(tr.frames.popleft())
+        tr.since_release = False
         return self._decide_as_is(side, old)
 
     def _solve_waiting(self, side: str) -> set[int]:
@@ -270,7 +277,7 @@ class GraspStage(Stage):
         t0 = time.perf_counter()
         times = [f.time for f in frames]
         hands = [f.hand for f in frames]
-        if tr.retreat and tr.released is not None:
+        if (tr.retreat or tr.since_release) and tr.released is not None:
             h0, t_0, _ = tr.released
             revised = complete_between(self.models[side], self._K, h0, hands, h_end, np.array([t_0, *times, t_end]),
                                        self.prior, self.grid, poses, self.completion,
@@ -280,7 +287,7 @@ class GraspStage(Stage):
             revised = complete_approach(self.models[side], self._K, hands, h_end, np.array([*times, t_end]),
                                         self.prior, self.grid, poses, self.completion, neighbours=tr.after_onset)
             kind = "approach"
-        tr.retreat = False
+        tr.retreat = tr.since_release = False
         self.solves.append({"side": side, "kind": kind, "frames": len(frames),
                             "ms": (time.perf_counter() - t0) * 1e3})
         return self._apply(side, frames, revised, Motion.APPROACH)
