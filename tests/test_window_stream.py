@@ -221,6 +221,36 @@ def test_the_window_learns_how_noisy_the_detectors_3d_keypoints_are(anny_right32
     assert still.sigma_3d == cfg.sigma_3d
 
 
+@pytest.mark.parametrize("noise", [0.0, 0.004, 0.012])
+def test_the_landmarks_spread_is_taken_without_their_noise(anny_right32, noise):
+    """Noisy relative 3D keypoints lie farther from their centre than the noiseless ones: the window reads the
+    noise off consecutive frames (within 25 %; the detector's shape is also off by a fixed amount, which is not
+    jitter) and the landmark scale of the detector's noiseless keypoints against their noisy copies comes out 1
+    (within 1.5 %); without the correction it is biased low."""
+    from inscene.engine.costs.base import WindowData
+
+    obs, K = synthetic_observations(anny_right32, 40, set())
+    rng = np.random.default_rng(5)
+    shape_error = rng.normal(0, 0.006, (21, 3))  # the same every frame: not jitter
+    clean = [o.landmarks + shape_error for o in obs]
+    for o, c in zip(obs, clean):
+        o.landmarks = c + rng.normal(0, noise, c.shape)
+    win = HandWindow(anny_right32, WindowConfig(size=8, stride=4, iterations=1, first_iterations=2), ContactConfig(), K)
+    decide_all(win, obs)
+    assert win.landmark_jitter == pytest.approx(noise, abs=0.25 * noise + 3e-4), win.landmark_jitter
+    # the scale of the noiseless keypoints against their noisy copies, 40 frames at once
+    kp = torch.as_tensor(np.stack(clean))
+    lm = torch.as_tensor(np.stack([o.landmarks for o in obs]))
+    data = WindowData(rows=np.arange(40), fixed=0, uv=torch.zeros(40, 21, 2), conf=torch.ones(40, 21), landmarks=lm,
+                      lm_weight=torch.ones(40, 21, dtype=lm.dtype), K=torch.as_tensor(K),
+                      vertex_ids=torch.zeros(0, dtype=torch.long))
+    with_noise = float(HandWindow._landmark_scale(kp, data, noise).mean())
+    plain = float(HandWindow._landmark_scale(kp, data).mean())
+    assert with_noise == pytest.approx(1.0, abs=0.015), with_noise
+    if noise > 0.01:
+        assert plain < with_noise - 0.01, (plain, with_noise)
+
+
 def test_a_window_without_any_hand_decides_its_rows_empty(anny_right32):
     """A gap longer than the window: its rows leave as empty decisions and the hand is picked up after it."""
     rows, missing = 20, set(range(3, 14))

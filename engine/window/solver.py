@@ -71,6 +71,12 @@ class Observation:
 SIGMA_3D_RANGE = (0.003, 0.02)
 """Bounds of the estimated noise of the detector's relative 3D keypoints, metres per coordinate."""
 
+JITTER_RATE = 0.3
+"""Share of the way the landmark jitter estimate moves towards each window's (as ``sigma_3d_rate``)."""
+
+CHI2_3_MEDIAN = 2.3660
+"""Median of the chi-square distribution with 3 degrees of freedom."""
+
 MAX_STEP = 8.0
 """Longest time between two slots the temporal terms span, in frame intervals (a longer stall counts as this)."""
 
@@ -152,6 +158,9 @@ class HandWindow:
         self._landmarks = next((t for t in self.problem.terms if t.name == "landmarks"), None)
         self.sigma_3d = config.sigma_3d
         """The noise of the detector's relative 3D keypoints as the window's residuals show it (``sigma_3d_rate``)."""
+        self.landmark_jitter: float | None = None
+        """Frame-to-frame noise of the detector's relative 3D keypoints, metres per coordinate (see
+        :meth:`_learn_landmark_jitter`; None until two consecutive frames had them)."""
         self.last_seen: Observation | None = None
         """The last accepted detection (the reference of the identity gate)."""
         self.rejected: set[int] = set()
@@ -245,7 +254,9 @@ class HandWindow:
                                     with_vertices=self.scene is not None)
         if self.scene is not None:
             self._contacts(live, data, x, start.vertices[len(fixed):])
-        data.extras["landmark_scale"] = self._landmark_scale(start.keypoints, data)
+        if self._landmarks is not None:
+            self._learn_landmark_jitter(data)
+        data.extras["landmark_scale"] = self._landmark_scale(start.keypoints, data, self.landmark_jitter or 0.0)
         first = not any(s.optimized for _, s in live)
         iters = cfg.first_iterations if first else cfg.iterations
         if self._landmarks is not None:
@@ -292,14 +303,46 @@ class HandWindow:
         self.sigma_3d = float(np.clip(self.sigma_3d + step, *SIGMA_3D_RANGE))
 
     @staticmethod
-    def _landmark_scale(kp: torch.Tensor, data: WindowData) -> torch.Tensor:
-        """(T,) size of the hand ``kp`` (T, 21, 3) over the size of the detector's 3D keypoints, per slot."""
+    def _landmark_scale(kp: torch.Tensor, data: WindowData, noise: float = 0.0) -> torch.Tensor:
+        """(T,) size of the hand ``kp`` (T, 21, 3) over the size of the detector's 3D keypoints, per slot.
+
+        Sizes are confidence-weighted RMS distances of the keypoints from their centre. Noise makes the
+        detector's keypoints lie farther from their centre than the hand's (E|l + n|^2 = |l|^2 + 3 noise^2
+        per keypoint, less the centre's share), so with ``noise`` (metres per coordinate) that excess is
+        taken off their mean square: left in, the rescaled shape is too small, the landmark term curls
+        the hand to match it, and the smaller hand sits closer to the camera to keep its projection (on
+        the synthetic suite a 10 mm pull towards the camera before the first contact).
+        """
         w = data.lm_weight ** 2
+        wsum = w.sum(1).clamp_min(1e-12)
         rel = kp - kp.mean(1, keepdim=True)
         lm = data.landmarks - data.landmarks.mean(1, keepdim=True)
-        num = (w * rel.norm(dim=-1)).sum(1)
-        den = (w * lm.norm(dim=-1)).sum(1)
-        return torch.where(den > 1e-9, num / den.clamp_min(1e-9), torch.ones_like(num))
+        excess = 3.0 * noise ** 2 * (1.0 - 1.0 / lm.shape[1])
+        num = ((w * rel.pow(2).sum(-1)).sum(1) / wsum).sqrt()
+        den = ((w * lm.pow(2).sum(-1)).sum(1) / wsum - excess).clamp_min(0.0).sqrt()
+        return torch.where(den > 1e-6, num / den.clamp_min(1e-6), torch.ones_like(num))
+
+    def _learn_landmark_jitter(self, data: WindowData) -> None:
+        """Move :attr:`landmark_jitter` ``JITTER_RATE`` of the way to the jitter of this window's landmarks.
+
+        The jitter is read off consecutive frames' relative 3D keypoints (each about its centre): for
+        independent noise of ``s`` per coordinate the squared distance between the two is ``2 s^2``
+        chi-square with 3 degrees of freedom, whose median is ``4.73 s^2``; the median over keypoints
+        and frame pairs is robust to the hand's own motion at video rates. Only this frame-to-frame
+        part of the detector's error is taken off the spread: a shape that differs from the model's the
+        same way in every frame (which the learned ``sigma_3d`` also counts; ~11 mm for the real detector
+        on rendered hands against ~3 mm of jitter) is the detector's view of the hand, not noise about it.
+        """
+        ok = (data.lm_weight > 0).all(1)
+        rows = torch.as_tensor(np.asarray(data.rows))
+        pair = ok[1:] & ok[:-1] & (rows[1:] - rows[:-1] == 1)
+        if not bool(pair.any()):
+            return
+        lm = (data.landmarks - data.landmarks.mean(1, keepdim=True)).double()
+        d2 = ((lm[1:] - lm[:-1]) ** 2).sum(-1)[pair]
+        estimate = float((d2.median() / CHI2_3_MEDIAN / 2.0) ** 0.5)
+        prev = self.landmark_jitter
+        self.landmark_jitter = estimate if prev is None else prev + JITTER_RATE * (estimate - prev)
 
     def _data(self, live, fixed, rows) -> WindowData:
         nf = len(fixed)
