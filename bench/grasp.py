@@ -8,9 +8,10 @@ frame) and root-relative MPJPE; at every contact onset the result decided, the
 mean joint acceleration at the onset row and its two neighbours against the
 sequence's median (no discontinuity where the re-solved approach meets the
 window's contact frames); and what the store holds after the run: every row final,
-rows rewritten (revision > 0). An onset is a row in contact whose previous row with the hand
-found was not (a missed detection inside a contact is not an onset). Targets (issue #8): approach MRPE at least 40 % lower
-than stage 1's, approach MPJPE not worse, boundary acceleration <= 2x the median.
+rows rewritten (revision > 0). An onset is a row in contact whose previous row with the
+hand found was not (a missed detection inside a contact is not an onset). Targets (issue
+#8): approach MRPE at least 40 % lower than stage 1's, approach MPJPE not worse, boundary
+acceleration <= 2x the median.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def score(gt, res, side: str, n: int) -> dict[str, Any] | None:
     valid = res.array(f"hand/{side}/valid", n).astype(bool)
     contact = res.array(f"hand/{side}/in_contact", n).astype(bool) & valid
     onsets = contact_onsets(contact, valid)
-    acc = accelerations(j, res.array(f"hand/{side}/valid", n))
+    acc = accelerations(j, valid)
     median = float(np.nanmedian(acc)) if np.isfinite(acc).any() else float("nan")
     ratios = []
     for r in onsets:

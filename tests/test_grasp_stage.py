@@ -133,12 +133,13 @@ def hand(anny_right32):
     return anny_right32
 
 
-def run_chain(rows, model, stages_after, cfg: RunConfig, pace_s: float = 0.0):
+def run_chain(rows, model, stages_after, cfg: RunConfig, pace_s: float = 0.0, replay_rows: int = 0):
     grasp = GraspStage(cfg, models={"right": model, "left": model})
     feed = WindowFeed(rows, model.num_pose_joints, model.num_betas)
     src = FrameSource(len(rows), pace_s)
     info = src.open()
-    pipe = Pipeline(src, [feed, grasp, *stages_after], live=False, queue_size=4, source_queue_size=4)
+    pipe = Pipeline(src, [feed, grasp, *stages_after], live=False, queue_size=4, source_queue_size=4,
+                    replay_rows=replay_rows)
     pipe.start(RunContext(cfg, K, info))
     pipe.wait()
     assert not pipe.stats.errors, pipe.stats.errors
@@ -261,6 +262,9 @@ def test_a_grasp_again_after_a_short_release_is_solved_between_the_contacts(hand
     grasp, _ = run_chain(rows, hand, [Collect()], cfg)
     assert [s["kind"] for s in grasp.solves] == ["approach", "between"]
     assert grasp.solves[1]["frames"] == 6
+    # resumed with the first contact replayed (below the watermark): its frames are remembered, the same solve
+    grasp, _ = run_chain(rows, hand, [Collect()], cfg, replay_rows=rg["contact"][-1] + 1)
+    assert [s["kind"] for s in grasp.solves] == ["between"]
     cfg = cfg.replace("grasp", buffer_s=0.1)  # the released frames fall off before the next contact
     grasp, _ = run_chain(rows, hand, [Collect()], cfg)
     assert [s["kind"] for s in grasp.solves][-1] == "approach"

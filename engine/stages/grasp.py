@@ -170,7 +170,8 @@ class GraspStage(Stage):
     # -- the stream ----------------------------------------------------------------------
 
     def process(self, packet: Packet) -> list[Packet]:
-        if packet.replay:  # below the watermark: final already, nothing to buffer
+        if packet.replay:  # below the watermark: final already, nothing to buffer; the contact state is rebuilt
+            self._remember_contacts(packet)
             return [packet]
         t_start = time.perf_counter()
         hands: dict[str, WindowHand | None] = packet.data.get("window") or {}
@@ -212,6 +213,20 @@ class GraspStage(Stage):
             self._set(packet, side, None, Motion.FREE)
         # the pipeline times the call after it returns, too late for copies sent now
         return self._emit(touched, (packet.row, (time.perf_counter() - t_start) * 1e3))
+
+    def _remember_contacts(self, packet: Packet) -> None:
+        """A replayed row (resume): its contact frames, as the uninterrupted run saw them before the watermark
+        (so a release just after it is solved between the contacts there too)."""
+        hands = packet.data.get("window") or {}
+        for side in SIDES:
+            h, tr = hands.get(side), self._tracks[side]
+            if h is None:
+                continue
+            tr.in_contact = bool(h.in_contact)
+            if h.in_contact:
+                t = float(packet.frame.time)
+                tr.last_contact = (h, t, packet.data.get("object_pose"))
+                tr.recent.append((t, h))
 
     def flush(self) -> list[Packet]:
         """End of stream: a pending retreat is re-solved, other buffered frames are finalized as they are."""
