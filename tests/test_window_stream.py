@@ -226,7 +226,7 @@ def test_the_landmarks_spread_is_taken_without_their_noise(anny_right32, noise):
     """Noisy relative 3D keypoints lie farther from their centre than the noiseless ones: the window reads the
     noise off consecutive frames (within 25 %; the detector's shape is also off by a fixed amount, which is not
     jitter) and the landmark scale of the detector's noiseless keypoints against their noisy copies comes out 1
-    (within 1.5 %); without the correction it is biased low."""
+    (within 1.5 %, 3 % at 12 mm); without the correction it is biased low."""
     from inscene.engine.costs.base import WindowData
 
     obs, K = synthetic_observations(anny_right32, 40, set())
@@ -246,9 +246,33 @@ def test_the_landmarks_spread_is_taken_without_their_noise(anny_right32, noise):
                       vertex_ids=torch.zeros(0, dtype=torch.long))
     with_noise = float(HandWindow._landmark_scale(kp, data, noise).mean())
     plain = float(HandWindow._landmark_scale(kp, data).mean())
-    assert with_noise == pytest.approx(1.0, abs=0.015), with_noise
+    # per frame the ratio of 20 noisy bones is itself noisy, and its mean over frames leans high (1 / sqrt is
+    # convex): 1.5 % at the oracle's 4 mm, 3 % at 12 mm of noise per coordinate
+    assert with_noise == pytest.approx(1.0, abs=0.015 if noise < 0.01 else 0.03), with_noise
     if noise > 0.01:
         assert plain < with_noise - 0.01, (plain, with_noise)
+
+
+def test_the_landmark_scale_is_blind_to_how_the_fingers_curl(anny_right32):
+    """The same hand open and with its fingers curled (every joint a keypoint sits on flexed 0.9 rad): the
+    landmark scale (bone lengths) is 1; the keypoints' spread about their centre, which the scale once
+    compared, differs by far more."""
+    from inscene.engine.costs.base import WindowData
+
+    m = anny_right32
+    curl = torch.zeros(2, m.num_pose_joints, 3, dtype=m.dtype)
+    knuckles = [int(m.keypoint_sources[k]) - 1 for k in range(1, 21) if k % 4]  # the joints the keypoints sit on
+    curl[1, knuckles, 0] = 0.9  # every finger joint flexed
+    with torch.no_grad():
+        kp = m(torch.zeros(2, 3, dtype=m.dtype), curl, torch.zeros(2, m.num_betas, dtype=m.dtype),
+               torch.zeros(2, 3, dtype=m.dtype), with_vertices=False).keypoints.double()
+    open_hand, curled = kp[:1], kp[1:]
+    data = WindowData(rows=np.arange(1), fixed=0, uv=torch.zeros(1, 21, 2), conf=torch.ones(1, 21),
+                      landmarks=open_hand, lm_weight=torch.ones(1, 21, dtype=kp.dtype), K=torch.eye(3),
+                      vertex_ids=torch.zeros(0, dtype=torch.long))
+    assert float(HandWindow._landmark_scale(curled, data)[0]) == pytest.approx(1.0, abs=0.01)
+    spread = lambda k: float((k - k.mean(1, keepdim=True)).pow(2).sum(-1).mean().sqrt())
+    assert spread(curled) / spread(open_hand) < 0.9
 
 
 def test_a_window_without_any_hand_decides_its_rows_empty(anny_right32):

@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from inscene.models.hands.geometry import transl_for_shape
+from inscene.models.hands.keypoints import KEYPOINT_PARENTS
 
 from ..config import ContactConfig, WindowConfig
 from ..contact.detection import ContactLabeler, image_drift
@@ -70,6 +71,10 @@ class Observation:
 
 SIGMA_3D_RANGE = (0.003, 0.02)
 """Bounds of the estimated noise of the detector's relative 3D keypoints, metres per coordinate."""
+
+_BONE_CHILD = torch.tensor([k for k, p in enumerate(KEYPOINT_PARENTS) if p >= 0])
+_BONE_PARENT = torch.tensor([p for p in KEYPOINT_PARENTS if p >= 0])
+"""The 20 bones of the keypoint skeleton: (child, parent) keypoint indices."""
 
 JITTER_RATE = 0.3
 """Share of the way the landmark jitter estimate moves towards each window's (as ``sigma_3d_rate``)."""
@@ -306,20 +311,20 @@ class HandWindow:
     def _landmark_scale(kp: torch.Tensor, data: WindowData, noise: float = 0.0) -> torch.Tensor:
         """(T,) size of the hand ``kp`` (T, 21, 3) over the size of the detector's 3D keypoints, per slot.
 
-        Sizes are confidence-weighted RMS distances of the keypoints from their centre. Noise makes the
-        detector's keypoints lie farther from their centre than the hand's (E|l + n|^2 = |l|^2 + 3 noise^2
-        per keypoint, less the centre's share), so with ``noise`` (metres per coordinate) that excess is
-        taken off their mean square: left in, the rescaled shape is too small, the landmark term curls
-        the hand to match it, and the smaller hand sits closer to the camera to keep its projection (on
-        the synthetic suite a 10 mm pull towards the camera before the first contact).
+        A size is the RMS length of the 20 bones between the keypoints (each finger's chain from the
+        wrist; weighted by both ends' confidence): unlike the keypoints' spread about their centre it
+        does not change as the fingers curl, so a hand that starts more curled than the detector saw it
+        is not taken for a smaller one. Noise lengthens bones (E|b + n_a - n_b|^2 = |b|^2 + 6 noise^2);
+        with ``noise`` (metres per coordinate, each end) that excess is taken off the detector's mean
+        square: left in, the rescaled shape is too small, the landmark term curls the hand towards it
+        and the smaller hand sits nearer the camera to keep its projection.
         """
-        w = data.lm_weight ** 2
+        w = (data.lm_weight[:, _BONE_CHILD] * data.lm_weight[:, _BONE_PARENT]) ** 2
         wsum = w.sum(1).clamp_min(1e-12)
-        rel = kp - kp.mean(1, keepdim=True)
-        lm = data.landmarks - data.landmarks.mean(1, keepdim=True)
-        excess = 3.0 * noise ** 2 * (1.0 - 1.0 / lm.shape[1])
-        num = ((w * rel.pow(2).sum(-1)).sum(1) / wsum).sqrt()
-        den = ((w * lm.pow(2).sum(-1)).sum(1) / wsum - excess).clamp_min(0.0).sqrt()
+        hand = (kp[:, _BONE_CHILD] - kp[:, _BONE_PARENT]).pow(2).sum(-1)
+        det = (data.landmarks[:, _BONE_CHILD] - data.landmarks[:, _BONE_PARENT]).pow(2).sum(-1)
+        num = ((w * hand).sum(1) / wsum).sqrt()
+        den = ((w * det).sum(1) / wsum - 6.0 * noise ** 2).clamp_min(0.0).sqrt()
         return torch.where(den > 1e-6, num / den.clamp_min(1e-6), torch.ones_like(num))
 
     def _learn_landmark_jitter(self, data: WindowData) -> None:
