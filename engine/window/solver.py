@@ -334,8 +334,8 @@ class HandWindow:
         independent noise of ``s`` per coordinate the squared distance between the two is ``2 s^2``
         chi-square with 3 degrees of freedom, whose median is ``4.73 s^2``; the median over keypoints
         and frame pairs is robust to the hand's own motion at video rates. Only this frame-to-frame
-        part of the detector's error is taken off the spread: a shape that differs from the model's the
-        same way in every frame (which the learned ``sigma_3d`` also counts; ~11 mm for the real detector
+        part of the detector's error is taken off its bone lengths: a shape that differs from the model's
+        the same way in every frame (which the learned ``sigma_3d`` also counts; ~11 mm for the real detector
         on rendered hands against ~3 mm of jitter) is the detector's view of the hand, not noise about it.
         """
         ok = (data.lm_weight > 0).all(1)
