@@ -185,3 +185,14 @@ def test_grasp_bench_onsets_skip_missed_detections():
     valid = np.array([1, 1, 1, 1, 0, 1, 1, 1, 0, 1], bool)  # row 4: missed inside a contact; row 8: missed outside
     assert contact_onsets(contact & valid, valid).tolist() == [2, 9]
     assert contact_onsets(np.zeros(0, bool), np.zeros(0, bool)).tolist() == []
+
+
+def test_grasp_bench_onset_ratio_is_the_peak_next_to_the_onset_over_the_median():
+    from inscene.bench.grasp import onset_ratios
+
+    acc = np.full(20, 2.0)
+    acc[10] = 7.0  # a spike on the row after the onset at 9
+    acc[0] = acc[-1] = np.nan  # the ends have no acceleration
+    ratios, median = onset_ratios(acc, np.array([9, 15]))
+    assert median == 2.0 and ratios == [3.5, 1.0]
+    assert onset_ratios(np.full(5, np.nan), np.array([2]))[0] == [None]
