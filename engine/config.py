@@ -186,6 +186,10 @@ class WindowConfig:
     (0: the running estimate of the windows' own shapes, ``shape_rate``, instead)."""
     size_frames: int = 5
     """Contact frames measured before the hand's size is taken from them."""
+    size_trust: float = 0.04
+    """The hand's size is the *weighted* median of the contact frames' measures, each weighing
+    ``1 / (size_trust^2 + log(scale)^2)``: the further the per-frame fit had to be moved along its rays to touch
+    the object, the less its measure counts (a move of ``size_trust`` halves it; 0: the plain median)."""
     pushout: bool = True
     """Decided contact frames: turn the finger joints so no vertex stays inside the object (the wrist and the
     hand's position do not move; ``engine/window/pushout.py``)."""
@@ -208,6 +212,7 @@ class WindowConfig:
         _check(0 <= self.sigma_3d_rate <= 1, "window.sigma_3d_rate", self.sigma_3d_rate, "must be in [0, 1]")
         _check(0 <= self.size_range < 1, "window.size_range", self.size_range, "must be in [0, 1)")
         _check(self.size_frames >= 1, "window.size_frames", self.size_frames, "must be >= 1")
+        _check(self.size_trust >= 0, "window.size_trust", self.size_trust, "must be >= 0")
         _check(self.pushout_iterations >= 1, "window.pushout_iterations", self.pushout_iterations, "must be >= 1")
         for k in ("contact_weight", "sdf_weight", "smooth_weight", "rigidity_weight", "prior_weight", "sigma_3d"):
             _check(getattr(self, k) >= 0, f"window.{k}", getattr(self, k), "must be >= 0")

@@ -373,3 +373,16 @@ def test_a_contact_frame_measures_the_hand_size_on_the_per_frame_fit(anny_right3
     assert win._measure(observed(np.log(0.93)))[0] == pytest.approx(betas[0], abs=0.005)
     # reported a third smaller (and nearer): even scaled by 1.25 it stands off the object -- no measurement
     assert win._measure(observed(np.log(1 / 1.5))) is None
+
+
+def test_weighted_median_of_the_size_measures():
+    """The hand's size from its contact measures: equal weights give the (lower) median; measures whose per-frame
+    fit had to move far to touch the object weigh less (``window.size_trust``) and no longer decide it."""
+    from inscene.engine.window.solver import weighted_median
+
+    sizes = np.array([[0.00, 1.0], [0.01, 2.0], [0.02, 3.0], [-0.10, 4.0], [-0.12, 5.0]])
+    np.testing.assert_allclose(weighted_median(sizes, np.ones(5)), [0.00, 3.0])
+    moves = np.array([0.01, 0.02, 0.01, 0.15, 0.20])  # the two small outliers needed large moves
+    trust = 0.04
+    np.testing.assert_allclose(weighted_median(sizes, 1.0 / (trust ** 2 + moves ** 2)), [0.01, 2.0])
+    np.testing.assert_allclose(weighted_median(sizes[:1], np.ones(1)), sizes[0])

@@ -151,6 +151,8 @@ class HandWindow:
         """A window with contact has measured the hand's shape against the object."""
         self.sizes: deque[np.ndarray] = deque(maxlen=SIZE_MEMORY)
         """Shapes measured in contact frames (the per-frame fit's, rescaled to touch the object; see ``_measure``)."""
+        self.size_moves: deque[float] = deque(maxlen=SIZE_MEMORY)
+        """|log scale| each of :attr:`sizes` moved its per-frame fit by (its weight, ``size_trust``)."""
         self.offset = np.zeros(3)
         """Translation correction of the last optimized frame (window estimate minus its start)."""
         self.labeler: ContactLabeler | None = None
@@ -275,7 +277,9 @@ class HandWindow:
         self.solved_betas = betas
         if self._measures_size:
             if len(self.sizes) >= cfg.size_frames:
-                self.betas = np.median(np.stack(self.sizes), axis=0)
+                moves = np.asarray(self.size_moves)
+                weights = 1.0 / (cfg.size_trust ** 2 + moves ** 2) if cfg.size_trust > 0 else np.ones(len(moves))
+                self.betas = weighted_median(np.stack(self.sizes), weights)
                 self.size_known = True
         elif cfg.shape_rate > 0 and any(s.in_contact for _, s in live):
             # the object anchors depth in contact: what this window says of the hand's size counts
@@ -442,6 +446,7 @@ class HandWindow:
                     size = self._measure(s.obs)
                     if size is not None:
                         self.sizes.append(size)
+                        self.size_moves.append(abs(float(size[0] - s.obs.betas0[0])))
                 drift_max = self.contact_cfg.release_drift
                 if flag and prev and drift_max > 0 and self.held is not None:
                     drift = image_drift(self.held, s.obs.T_cam_obj, self.K, s.obs.uv, s.obs.conf)
@@ -522,6 +527,17 @@ class HandWindow:
         if (in_contact and T_cam_obj is not None and self.contact_since is not None
                 and row - self.contact_since >= self.contact_cfg.settle_frames):
             self.held = (keypoints - T_cam_obj[:3, 3]) @ T_cam_obj[:3, :3]
+
+
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per column of ``values`` (N, S), the value at which the cumulative ``weights`` (N,) reach half their sum
+    (the lower one on a tie); with equal weights the lower median."""
+    out = np.empty(values.shape[1])
+    for j in range(values.shape[1]):
+        order = np.argsort(values[:, j], kind="stable")
+        cum = np.cumsum(weights[order])
+        out[j] = values[order[int(np.searchsorted(cum, 0.5 * cum[-1]))], j]
+    return out
 
 
 def share_size(windows: dict[str, HandWindow]) -> None:
