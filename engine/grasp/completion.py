@@ -34,7 +34,8 @@ from inscene.models.hands.jacobian import keypoints_and_jacobian
 from inscene.models.hands.model import HandModel
 from inscene.models.hands.params import HandParams
 
-from ..costs.smoothness import Z_REF, Acceleration
+from ..costs.base import Evaluation
+from ..costs.smoothness import Acceleration, finite_difference
 from ..window.banded import BANDWIDTH, BandedSystem
 from ..window.types import WindowHand
 from .prior import HandState, MotionPrior, PriorTargets
@@ -316,23 +317,17 @@ class _Solver:
     def smoothness(self, kp: torch.Tensor, jk: torch.Tensor | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Acceleration residuals (G, 63) of the trajectory and, given the keypoint Jacobians ``jk``
-        (T, 21, 3, N), their blocks (G, 3, 63, N) per group member (zero for the fixed anchors).
-
-        Scaled as the window's term (``Z_REF`` over the depth), the depth taken from the anchors, so that
-        the scale is a constant and the Jacobian exact.
-        """
+        (T, 21, 3, N), their blocks (G, 3, 63, N) per group member (zero for the fixed anchors): the window's
+        term (:func:`~inscene.engine.costs.smoothness.finite_difference`) over the frames then the anchors."""
         assert self.groups is not None and self.coeffs is not None
-        T, G = kp.shape[0], self.groups.shape[0]
-        items = kp if self.anchor_kp is None else torch.cat([kp, self.anchor_kp.to(kp)])
-        k = items[self.groups]  # (G, 3, 21, 3)
-        z = float(self.anchor_kp[..., 2].mean()) if self.anchor_kp is not None else float(kp[..., 2].mean())
-        c = self.coeffs.to(kp) * (Z_REF / max(z, 0.05) / self.cfg.sigma_accel)
-        r = torch.einsum("gi,gikx->gkx", c, k).reshape(G, 63)
-        if jk is None:
-            return r, None
-        free = (self.groups < T).to(kp.dtype)
-        jg = jk[self.groups.clamp(max=T - 1)] * (c * free)[:, :, None, None, None]
-        return r, jg.reshape(G, 3, 63, -1)
+        items, jac = kp, jk
+        if self.anchor_kp is not None:
+            items = torch.cat([kp, self.anchor_kp.to(kp)])
+            if jk is not None:
+                jac = torch.cat([jk, jk.new_zeros((len(self.anchor_kp), *jk.shape[1:]))])
+        ev = Evaluation(x=items.new_zeros(0), betas=items.new_zeros(0), kp=items, kp_jac=jac)
+        block = finite_difference(ev, self.groups, self.coeffs.to(kp), 1.0 / self.cfg.sigma_accel, jk is not None)
+        return block.res, block.jac
 
     def _errors(self, kp: torch.Tensor, x: torch.Tensor, pose: torch.Tensor,
                 tg: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
