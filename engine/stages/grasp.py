@@ -115,6 +115,11 @@ class _Track:
     before_release: list = field(default_factory=list)
     """(time, hand) of the contact frames before ``released`` (up to ``NEIGHBOURS``)."""
 
+    def touch(self, hand: WindowHand, t: float, obj: np.ndarray | None) -> None:
+        """The hand is in contact in this frame."""
+        self.in_contact, self.last_contact = True, (hand, t, obj)
+        self.recent.append((t, hand))
+
 
 class GraspStage(Stage):
     """Approach buffer per hand, backward completion on onset, provisional -> final rows."""
@@ -193,12 +198,11 @@ class GraspStage(Stage):
                     tr.after_onset, tr.before_release = [], list(tr.recent)[:-1]
                 elif tr.onset is not None and len(tr.after_onset) < NEIGHBOURS:
                     tr.after_onset.append((t, h))
-                tr.recent.append((t, h))
+                tr.touch(h, t, obj)
                 settle = self.config.settle_s if self.config.enabled else 0.0
                 if tr.onset is not None and t - tr.onset[1] >= settle:
                     touched |= self._solve(side, end=tr.onset, size=h)
                 self._set(packet, side, None, Motion.CONTACT)
-                tr.in_contact, tr.last_contact = True, (h, t, obj)
                 continue
             touched |= self._solve_waiting(side)  # the contact ended before it settled: what it measured
             if tr.in_contact or h.release:  # first frame after a contact: a retreat begins
@@ -222,11 +226,9 @@ class GraspStage(Stage):
             h, tr = hands.get(side), self._tracks[side]
             if h is None:
                 continue
-            tr.in_contact = bool(h.in_contact)
+            tr.in_contact = False
             if h.in_contact:
-                t = float(packet.frame.time)
-                tr.last_contact = (h, t, packet.data.get("object_pose"))
-                tr.recent.append((t, h))
+                tr.touch(h, float(packet.frame.time), packet.data.get("object_pose"))
 
     def flush(self) -> list[Packet]:
         """End of stream: a pending retreat is re-solved, other buffered frames are finalized as they are."""
