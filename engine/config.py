@@ -269,7 +269,7 @@ class GraspConfig:
 
     enabled: bool = False
     """Re-solve the approach before each contact onset (off: stage-1 results are final). Off by default for
-    now: it helps on the synthetic suite (approach -8 %), but holds approach frames provisional for up to
+    now: it helps on the synthetic suite (approach -10 %), but holds approach frames provisional for up to
     ``buffer_s`` and adds its solves to a pipeline short of real time (README, "Stage 2")."""
     buffer_s: float = 3.0
     """Approach buffer per hand, seconds: older frames without a contact onset are finalized as they are."""
