@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from inscene.models.hands.geometry import transl_for_shape
-from inscene.models.hands.jacobian import keypoints_and_jacobian
+from inscene.models.hands.jacobian import keypoints_and_jacobian_fast
 from inscene.models.hands.model import HandModel
 from inscene.models.hands.params import HandParams
 
@@ -354,7 +354,7 @@ class _Solver:
         cfg, model, P, N = self.cfg, self.model, self.P, self.N
         p = self.unpack(x)
         T = x.shape[0]
-        kp, jk = keypoints_and_jacobian(model, p)
+        kp, jk = keypoints_and_jacobian_fast(model, p)
         jk = jk[..., self.cols]  # (T, 21, 3, N)
         hom = kp @ self.K.transpose(-1, -2)
         depth = hom[..., 2:3].clamp_min(1e-4)

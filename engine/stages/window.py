@@ -102,6 +102,7 @@ class WindowStage(Stage):
             scene = None
             if self.mesh is not None:
                 scene = ObjectScene(self.mesh, self.models[s], self.run.contact, sdf)
+                scene.warmup(self.models[s], ctx.K)
                 sdf = scene.sdf
             fps = getattr(ctx.source_info, "fps", None)
             self.windows[s] = HandWindow(self.models[s], self.config, self.run.contact, ctx.K, scene,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from inscene.models.hands.jacobian import keypoints_and_jacobian
+from inscene.models.hands.jacobian import keypoints_and_jacobian_fast
 from inscene.models.hands.params import HandParams
 
 from ..costs.base import Block, CostTerm, Evaluation, WindowData
@@ -70,7 +70,7 @@ class WindowProblem:
         p = self.params(x, betas)
         verts = vjac = None
         if jacobian:
-            kp, jk = keypoints_and_jacobian(model, p)
+            kp, jk = keypoints_and_jacobian_fast(model, p)
             jk = jk[..., self._perm]
             if self.needs_vertices:
                 verts = model.pose(p, with_vertices=True).vertices[:, data.vertex_ids]

@@ -34,6 +34,26 @@ class ObjectScene:
         self.vertex_ids = np.concatenate([self.candidates, others[::step]]).astype(np.int64)
         """Vertices of the contact and penetration terms: the candidates first, then a spread of the rest."""
 
+    def warmup(self, model, K: np.ndarray) -> None:
+        """Run the scene's kernels once (evidence, lifting, penetration) on the model's rest hand held in front of
+        the object: numba loads each compiled kernel on its first call in a process (~0.1-0.3 s in all), which
+        belongs in the stage's setup, not in the first contact frame of a stream."""
+        import torch
+
+        with torch.no_grad():
+            out = model.pose(model.zero_params(1))
+            v = out.vertices[0].double().numpy()
+            normals = model.vertex_normals(out.vertices)[0].double().numpy()
+        lo, hi = self.sdf.bounds
+        T = np.eye(4)
+        T[:3, 3] = (0.0, 0.0, 0.5) - 0.5 * (lo + hi)  # the object's box centred 0.5 m ahead
+        v = v - v[self.candidates].mean(0) + (0.0, 0.0, 0.5 - 0.5 * float(hi[2] - lo[2]) - 0.005)
+        for in_contact in (False, True):
+            self.evidence(v, K, T, self.config, was_in_contact=in_contact)
+        self.lift(v, normals, K, T, self.config)
+        self.penetration_and_contacts(v, T)
+        self.sdf.lookup(v[:4], gradient=True)
+
     def evidence(self, vertices: np.ndarray, K: np.ndarray, T_cam_obj: np.ndarray, config: ContactConfig,
                  was_in_contact: bool = False, mask: np.ndarray | None = None) -> Evidence:
         """Contact evidence of a hand mesh (V, 3), camera frame."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from .fit_init import candidate_rotations, initial_translation, kabsch_rotation
-from .jacobian import keypoints_and_jacobian
+from .jacobian import keypoints_and_jacobian, keypoints_and_jacobian_fast
 from .model import HandModel
 from .params import HandParams
 
@@ -104,7 +104,7 @@ class _Problem:
         cfg, model = self.cfg, self.model
         p = self.unpack(x)
         B, P, S, N = x.shape[0], self.P, self.S, self.N
-        kp, jk = keypoints_and_jacobian(model, p)
+        kp, jk = (keypoints_and_jacobian_fast if model.device.type == "cpu" else keypoints_and_jacobian)(model, p)
         hom = kp @ K.transpose(-1, -2)
         depth = hom[..., 2:3].clamp_min(1e-4)
         proj = hom[..., :2] / depth
