@@ -1,4 +1,4 @@
-"""Hand keypoints and their exact Jacobian for a batch of hands, as one numba kernel.
+"""Hand keypoints (or mesh vertices) and their exact Jacobian for a batch of hands, as one numba kernel.
 
 The same mathematics as ``models.hands.jacobian.keypoints_and_jacobian`` (the lever
 formulation: a joint's parameters rotate its subtree about its posed position; pose
@@ -8,9 +8,13 @@ version is its naive twin (the tests hold them equal); this one exists for speed
 per-frame fit evaluates it ~5 times per hand and frame, where torch spends ~1.2 ms per
 call on dispatching ~100 small operations and numba ~20 us on the arithmetic.
 
-Model constants come packed in :class:`HandKinematics` (``models.hands.jacobian``
-builds it from a ``HandModel``); parameters are one row per hand,
-``[global_orient (3), hand_pose (3 P), betas (S), transl (3)]``.
+Keypoints and vertices are the same kind of point here: a rest template with shape
+directions (and, for MANO's tips and vertices, pose correctives) skinned by a few
+joints (a joint keypoint is its joint's rest position with weight 1 on it). Model
+constants come packed in :class:`HandKinematics` and the points in :class:`HandPoints`
+(``models.hands.jacobian`` builds both from a ``HandModel``); parameters are one row per
+hand, ``[global_orient (3), hand_pose (3 P), betas (S), transl (3)]``. The torch
+``vertices_and_jacobian`` is the vertex twin.
 """
 
 from __future__ import annotations
@@ -24,43 +28,66 @@ from numba import njit
 
 @dataclass(frozen=True)
 class HandKinematics:
-    """A hand model's constants as float64 / int64 arrays (J joints, S shape parameters)."""
+    """A hand model's skeleton as float64 / int64 arrays (J joints, S shape parameters)."""
 
     parent: np.ndarray  # (J,) parent joint, -1 for the root
     order: np.ndarray  # (J,) joints in an order where each parent comes before its children
     frames: np.ndarray  # (J, 3, 3) parameter frame of each joint (identity for the root)
     j_template: np.ndarray  # (J, 3)
     j_shapedirs: np.ndarray  # (J, 3, S_lin)
-    tip_template: np.ndarray  # (T, 3)
-    tip_shapedirs: np.ndarray  # (T, 3, S_lin)
-    tip_posedirs: np.ndarray  # (T, J - 1, 3, 3, 3) [tip, joint, p, q, xyz]; (0, ...) without correctives
-    sources: np.ndarray  # (21,) keypoint source: a joint (< J) or J + a tip
-    weights: np.ndarray  # (21, J) skinning weights of each keypoint
-    subtree: np.ndarray  # (J, J) [b, a] = 1 if a is b or an ancestor of b
     log_scale: bool
 
     @property
     def num_params(self) -> int:
-        J, S = len(self.parent), self.num_betas
-        return 3 * J + S + 3
+        return 3 * len(self.parent) + self.num_betas + 3
 
     @property
     def num_betas(self) -> int:
         return self.j_shapedirs.shape[2] + (1 if self.log_scale else 0)
 
 
-def keypoints_jacobian(kin: HandKinematics, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Keypoints (B, 21, 3) and their Jacobian (B, 21, 3, N) of B hands ``x`` (B, N), float64."""
+@dataclass(frozen=True)
+class HandPoints:
+    """Skinned points of a hand model (M points): keypoints or mesh vertices."""
+
+    template: np.ndarray  # (M, 3) rest position at the mean shape
+    shapedirs: np.ndarray  # (M, 3, S_lin)
+    posedirs: np.ndarray  # (M, J - 1, 3, 3, 3) pose correctives [point, joint, p, q, xyz]; (0, ...) if none
+    joints: np.ndarray  # (M, K) int64 joints skinning each point (padded with 0)
+    weights: np.ndarray  # (M, K) their weights (padded with 0)
+
+    def subset(self, ids: np.ndarray) -> HandPoints:
+        ids = np.asarray(ids, np.int64)
+        pd = self.posedirs[ids] if len(self.posedirs) else self.posedirs
+        return HandPoints(self.template[ids], self.shapedirs[ids], pd, self.joints[ids], self.weights[ids])
+
+
+def sparse_weights(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(M, J) dense skinning weights -> (M, K) joint ids and weights of the non-zero ones (K the most per point)."""
+    nz = weights != 0
+    K = max(int(nz.sum(1).max()), 1) if len(weights) else 1
+    joints = np.zeros((len(weights), K), np.int64)
+    vals = np.zeros((len(weights), K))
+    for m in range(len(weights)):
+        js = np.flatnonzero(nz[m])
+        joints[m, :len(js)] = js
+        vals[m, :len(js)] = weights[m, js]
+    return joints, vals
+
+
+def points_jacobian(kin: HandKinematics, points: HandPoints, x: np.ndarray,
+                    dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """Posed points (B, M, 3) and their Jacobian (B, M, 3, N) of B hands ``x`` (B, N); computed in float64,
+    stored as ``dtype``."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != kin.num_params:
-        raise ValueError(f"keypoints_jacobian: parameters must be (B, {kin.num_params}), got {x.shape}")
-    B = x.shape[0]
-    kp = np.empty((B, 21, 3))
-    jac = np.zeros((B, 21, 3, kin.num_params))
-    _keypoints_jacobian(kin.parent, kin.order, kin.frames, kin.j_template, kin.j_shapedirs, kin.tip_template,
-                        kin.tip_shapedirs, kin.tip_posedirs, kin.sources, kin.weights, kin.subtree, kin.log_scale,
-                        x, kp, jac)
-    return kp, jac
+        raise ValueError(f"points_jacobian: parameters must be (B, {kin.num_params}), got {x.shape}")
+    B, M = x.shape[0], len(points.template)
+    out = np.empty((B, M, 3), dtype)
+    jac = np.zeros((B, M, 3, kin.num_params), dtype)
+    _points_jacobian(kin.parent, kin.order, kin.frames, kin.j_template, kin.j_shapedirs, kin.log_scale,
+                     points.template, points.shapedirs, points.posedirs, points.joints, points.weights, x, out, jac)
+    return out, jac
 
 
 @njit(cache=True, inline="always")
@@ -107,51 +134,45 @@ def _right_jacobian(w, out):
 
 
 @njit(cache=True)
-def _keypoints_jacobian(parent, order, frames, j_template, j_shapedirs, tip_template, tip_shapedirs, tip_posedirs,
-                        sources, weights, subtree, log_scale, x, kp, jac):
+def _points_jacobian(parent, order, frames, j_template, j_shapedirs, log_scale, p_template, p_shapedirs, p_posedirs,
+                     p_joints, p_weights, x, out, jac):
     B = x.shape[0]
     J = parent.shape[0]
-    T = tip_template.shape[0]
+    M = p_template.shape[0]
+    K = p_joints.shape[1]
     SL = j_shapedirs.shape[2]
     S = SL + (1 if log_scale else 0)
     N = 3 * J + S + 3
     lin0 = 1 if log_scale else 0
-    has_pd = tip_posedirs.shape[0] > 0
+    has_pd = p_posedirs.shape[0] > 0
     rotvec = np.empty((J, 3))
     rot = np.empty((J, 3, 3))
     g_rot = np.empty((J, 3, 3))
     g_pos = np.empty((J, 3))
     rest_j = np.empty((J, 3))
-    tips = np.empty((T, 3))
-    no_corr = np.empty((T, 3))
-    rest_k = np.empty((21, 3))
     ang = np.empty((J, 3, 3))
     jr = np.empty((3, 3))
     tmp = np.empty((3, 3))
-    blend = np.empty((21, 3, 3))
     dj = np.empty((J, 3, S))
-    dt = np.empty((T, 3, S))
     step = np.empty((J, 3, S))
-    d_pos = np.empty((J, 3, S))
-    d_rot = np.empty((3, 3))
-    y = np.empty((J, 3))
+    e_shape = np.empty((J, 3, S))  # d(posed joint)/d beta - G_j d(rest joint)/d beta
+    d_rot = np.zeros((J, 3, 3, 3))  # dR_a / d theta_a,i [a, i, p, q]
+    rest = np.empty(3)
+    plain = np.empty(3)
+    dp = np.empty((3, S))
+    y = np.empty((K, 3))
+    blend = np.empty((3, 3))
+    lever = np.zeros((J, 3))
+    wm = np.zeros(J)
     for b in range(B):
         xb = x[b]
         scale = math.exp(xb[3 * J]) if log_scale else 1.0
-        # shaped rest joints and tips
         for j in range(J):
             for c in range(3):
                 v = j_template[j, c]
                 for s in range(SL):
                     v += j_shapedirs[j, c, s] * xb[3 * J + lin0 + s]
                 rest_j[j, c] = v * scale
-        for t in range(T):
-            for c in range(3):
-                v = tip_template[t, c]
-                for s in range(SL):
-                    v += tip_shapedirs[t, c, s] * xb[3 * J + lin0 + s]
-                tips[t, c] = v * scale
-                no_corr[t, c] = v * scale
         # local rotations: the root's axis-angle, then each joint's parameters in its frame
         for c in range(3):
             rotvec[0, c] = xb[c]
@@ -171,27 +192,13 @@ def _keypoints_jacobian(parent, order, frames, j_template, j_shapedirs, tip_temp
                 continue
             for i in range(3):
                 for j in range(3):
-                    g_rot[a, i, j] = g_rot[p, i, 0] * rot[a, 0, j] + g_rot[p, i, 1] * rot[a, 1, j] + \
-                        g_rot[p, i, 2] * rot[a, 2, j]
+                    g_rot[a, i, j] = (g_rot[p, i, 0] * rot[a, 0, j] + g_rot[p, i, 1] * rot[a, 1, j]
+                                      + g_rot[p, i, 2] * rot[a, 2, j])
             for i in range(3):
                 g_pos[a, i] = g_pos[p, i] + (g_rot[p, i, 0] * (rest_j[a, 0] - rest_j[p, 0])
                                              + g_rot[p, i, 1] * (rest_j[a, 1] - rest_j[p, 1])
                                              + g_rot[p, i, 2] * (rest_j[a, 2] - rest_j[p, 2]))
-        # tip pose correctives: linear in (R_a - I) of the non-root joints
-        if has_pd:
-            for t in range(T):
-                for c in range(3):
-                    v = 0.0
-                    for a in range(1, J):
-                        for p in range(3):
-                            for q in range(3):
-                                v += (rot[a, p, q] - (1.0 if p == q else 0.0)) * tip_posedirs[t, a - 1, p, q, c]
-                    tips[t, c] += v
-        for k in range(21):
-            src = sources[k]
-            for c in range(3):
-                rest_k[k, c] = rest_j[src, c] if src < J else tips[src - J, c]
-        # world angular velocity per parameter: A_a = G_a Jr(w_a) U_a
+        # world angular velocity per parameter (A_a = G_a Jr(w_a) U_a) and dR_a/d theta_a,i = R_a [(Jr U_a)_i]x
         for a in range(J):
             _right_jacobian(rotvec[a], jr)
             for i in range(3):
@@ -200,7 +207,15 @@ def _keypoints_jacobian(parent, order, frames, j_template, j_shapedirs, tip_temp
             for i in range(3):
                 for j in range(3):
                     ang[a, i, j] = g_rot[a, i, 0] * tmp[0, j] + g_rot[a, i, 1] * tmp[1, j] + g_rot[a, i, 2] * tmp[2, j]
-        # shape derivatives of the rest joints / tips (log scale: d/d beta_0 is the point itself)
+            if has_pd and a > 0:
+                for i in range(3):
+                    c0, c1, c2 = tmp[0, i], tmp[1, i], tmp[2, i]
+                    for p in range(3):
+                        r0, r1, r2 = rot[a, p, 0], rot[a, p, 1], rot[a, p, 2]
+                        d_rot[a, i, p, 0] = r1 * c2 - r2 * c1
+                        d_rot[a, i, p, 1] = r2 * c0 - r0 * c2
+                        d_rot[a, i, p, 2] = r0 * c1 - r1 * c0
+        # shape: rest joints' derivatives (log scale: d/d beta_0 is the point itself), posed joints' derivatives
         for j in range(J):
             for c in range(3):
                 if log_scale:
@@ -210,16 +225,6 @@ def _keypoints_jacobian(parent, order, frames, j_template, j_shapedirs, tip_temp
                 else:
                     for s in range(SL):
                         dj[j, c, s] = j_shapedirs[j, c, s]
-        for t in range(T):
-            for c in range(3):
-                if log_scale:
-                    dt[t, c, 0] = no_corr[t, c]
-                    for s in range(SL):
-                        dt[t, c, 1 + s] = scale * tip_shapedirs[t, c, s]
-                else:
-                    for s in range(SL):
-                        dt[t, c, s] = tip_shapedirs[t, c, s]
-        # posed joints' shape derivatives: each joint's rest offset turned by its parent's frame
         for a in range(J):
             p = parent[a]
             for c in range(3):
@@ -230,97 +235,103 @@ def _keypoints_jacobian(parent, order, frames, j_template, j_shapedirs, tip_temp
                         step[a, c, s] = (g_rot[p, c, 0] * (dj[a, 0, s] - dj[p, 0, s])
                                          + g_rot[p, c, 1] * (dj[a, 1, s] - dj[p, 1, s])
                                          + g_rot[p, c, 2] * (dj[a, 2, s] - dj[p, 2, s]))
-        for cc in range(J):
+        for k in range(J):  # posed joint = sum of the steps of its ancestors (parents first)
+            a = order[k]
+            p = parent[a]
             for c in range(3):
                 for s in range(S):
-                    v = 0.0
-                    for a in range(J):
-                        if subtree[cc, a] != 0.0:
-                            v += subtree[cc, a] * step[a, c, s]
-                    d_pos[cc, c, s] = v
-        # per keypoint
-        for k in range(21):
-            src = sources[k]
-            # posed point under each bone that skins it, and the keypoint
+                    e_shape[a, c, s] = step[a, c, s] + (e_shape[p, c, s] if p >= 0 else 0.0)
+        for a in range(J):  # e_shape: d_pos so far; take G_a dj_a off
             for c in range(3):
-                kp[b, k, c] = 0.0
-            for j in range(J):
-                w = weights[k, j]
+                for s in range(S):
+                    e_shape[a, c, s] -= (g_rot[a, c, 0] * dj[a, 0, s] + g_rot[a, c, 1] * dj[a, 1, s]
+                                         + g_rot[a, c, 2] * dj[a, 2, s])
+        for m in range(M):
+            # rest point: shaped, then pose-corrected; its shape derivative without the correctives
+            for c in range(3):
+                v = p_template[m, c]
+                for s in range(SL):
+                    v += p_shapedirs[m, c, s] * xb[3 * J + lin0 + s]
+                plain[c] = v * scale
+                rest[c] = plain[c]
+                if log_scale:
+                    dp[c, 0] = plain[c]
+                    for s in range(SL):
+                        dp[c, 1 + s] = scale * p_shapedirs[m, c, s]
+                else:
+                    for s in range(SL):
+                        dp[c, s] = p_shapedirs[m, c, s]
+            if has_pd:
+                for c in range(3):
+                    v = 0.0
+                    for a in range(1, J):
+                        for p in range(3):
+                            for q in range(3):
+                                v += (rot[a, p, q] - (1.0 if p == q else 0.0)) * p_posedirs[m, a - 1, p, q, c]
+                    rest[c] += v
+            # posed point under each skinning joint, the point, the blended rotation
+            for c in range(3):
+                out[b, m, c] = xb[N - 3 + c]
+                for q in range(3):
+                    blend[c, q] = 0.0
+            for n in range(K):
+                w = p_weights[m, n]
                 if w == 0.0:
                     continue
+                j = p_joints[m, n]
                 for c in range(3):
-                    y[j, c] = (g_rot[j, c, 0] * (rest_k[k, 0] - rest_j[j, 0]) + g_rot[j, c, 1] * (rest_k[k, 1] - rest_j[j, 1])
-                               + g_rot[j, c, 2] * (rest_k[k, 2] - rest_j[j, 2]) + g_pos[j, c])
-                    kp[b, k, c] += w * y[j, c]
-            for i in range(3):
-                for j in range(3):
-                    v = 0.0
-                    for jj in range(J):
-                        v += weights[k, jj] * g_rot[jj, i, j]
-                    blend[k, i, j] = v
-            # rotations: lever about each joint a of the bones in a's subtree
-            for a in range(J):
-                lx = 0.0
-                ly = 0.0
-                lz = 0.0
-                wm = 0.0
-                for j in range(J):
-                    w = weights[k, j]
-                    if w == 0.0 or subtree[j, a] == 0.0:
-                        continue
-                    ws = w * subtree[j, a]
-                    wm += ws
-                    lx += ws * y[j, 0]
-                    ly += ws * y[j, 1]
-                    lz += ws * y[j, 2]
-                if wm == 0.0:
+                    y[n, c] = (g_rot[j, c, 0] * (rest[0] - rest_j[j, 0]) + g_rot[j, c, 1] * (rest[1] - rest_j[j, 1])
+                               + g_rot[j, c, 2] * (rest[2] - rest_j[j, 2]) + g_pos[j, c])
+                    out[b, m, c] += w * y[n, c]
+                    for q in range(3):
+                        blend[c, q] += w * g_rot[j, c, q]
+            # rotations: lever about each joint of the bones in its subtree (walk up from each skinning joint)
+            for n in range(K):
+                w = p_weights[m, n]
+                if w == 0.0:
                     continue
-                lx -= wm * g_pos[a, 0]
-                ly -= wm * g_pos[a, 1]
-                lz -= wm * g_pos[a, 2]
+                a = p_joints[m, n]
+                while a >= 0:
+                    lever[a, 0] += w * y[n, 0]
+                    lever[a, 1] += w * y[n, 1]
+                    lever[a, 2] += w * y[n, 2]
+                    wm[a] += w
+                    a = parent[a]
+            for a in range(J):
+                if wm[a] == 0.0:
+                    continue
+                lx = lever[a, 0] - wm[a] * g_pos[a, 0]
+                ly = lever[a, 1] - wm[a] * g_pos[a, 1]
+                lz = lever[a, 2] - wm[a] * g_pos[a, 2]
                 for i in range(3):  # dX = A_i x L
                     ax, ay, az = ang[a, 0, i], ang[a, 1, i], ang[a, 2, i]
-                    jac[b, k, 0, 3 * a + i] = ay * lz - az * ly
-                    jac[b, k, 1, 3 * a + i] = az * lx - ax * lz
-                    jac[b, k, 2, 3 * a + i] = ax * ly - ay * lx
-            # tip pose correctives move the tip's rest point: blend dR_a/dtheta_a,i mapped by the posedirs
-            if has_pd and src >= J:
-                t = src - J
+                    jac[b, m, 0, 3 * a + i] = ay * lz - az * ly
+                    jac[b, m, 1, 3 * a + i] = az * lx - ax * lz
+                    jac[b, m, 2, 3 * a + i] = ax * ly - ay * lx
+                lever[a, 0] = 0.0
+                lever[a, 1] = 0.0
+                lever[a, 2] = 0.0
+                wm[a] = 0.0
+            # pose correctives move the rest point: the blended rotation maps dR_a/d theta_a,i through them
+            if has_pd:
                 for a in range(1, J):
-                    _right_jacobian(rotvec[a], jr)
                     for i in range(3):
-                        # col = (Jr U_a)[:, i]; dR = R_a [col]x
-                        c0 = jr[0, 0] * frames[a, 0, i] + jr[0, 1] * frames[a, 1, i] + jr[0, 2] * frames[a, 2, i]
-                        c1 = jr[1, 0] * frames[a, 0, i] + jr[1, 1] * frames[a, 1, i] + jr[1, 2] * frames[a, 2, i]
-                        c2 = jr[2, 0] * frames[a, 0, i] + jr[2, 1] * frames[a, 1, i] + jr[2, 2] * frames[a, 2, i]
-                        for p in range(3):
-                            r0, r1, r2 = rot[a, p, 0], rot[a, p, 1], rot[a, p, 2]
-                            d_rot[p, 0] = r1 * c2 - r2 * c1
-                            d_rot[p, 1] = r2 * c0 - r0 * c2
-                            d_rot[p, 2] = r0 * c1 - r1 * c0
                         for c in range(3):
                             v = 0.0
                             for p in range(3):
                                 for q in range(3):
-                                    v += tip_posedirs[t, a - 1, p, q, c] * d_rot[p, q]
+                                    v += p_posedirs[m, a - 1, p, q, c] * d_rot[a, i, p, q]
                             tmp[0, c] = v
                         for c in range(3):
-                            jac[b, k, c, 3 * a + i] += (blend[k, c, 0] * tmp[0, 0] + blend[k, c, 1] * tmp[0, 1]
-                                                        + blend[k, c, 2] * tmp[0, 2])
-            # shape
+                            jac[b, m, c, 3 * a + i] += (blend[c, 0] * tmp[0, 0] + blend[c, 1] * tmp[0, 1]
+                                                        + blend[c, 2] * tmp[0, 2])
+            # shape: the rest point through the blended rotation, the joints through their skinning weights
             for c in range(3):
                 for s in range(S):
-                    v = 0.0
-                    for q in range(3):
-                        dk = dj[src, q, s] if src < J else dt[src - J, q, s]
-                        v += blend[k, c, q] * dk
-                    for j in range(J):
-                        w = weights[k, j]
-                        if w == 0.0:
-                            continue
-                        v += w * (d_pos[j, c, s] - (g_rot[j, c, 0] * dj[j, 0, s] + g_rot[j, c, 1] * dj[j, 1, s]
-                                                    + g_rot[j, c, 2] * dj[j, 2, s]))
-                    jac[b, k, c, 3 * J + s] = v
-            for c in range(3):
-                jac[b, k, c, N - 3 + c] = 1.0
-                kp[b, k, c] += xb[N - 3 + c]
+                    v = blend[c, 0] * dp[0, s] + blend[c, 1] * dp[1, s] + blend[c, 2] * dp[2, s]
+                    for n in range(K):
+                        w = p_weights[m, n]
+                        if w != 0.0:
+                            v += w * e_shape[p_joints[m, n], c, s]
+                    jac[b, m, c, 3 * J + s] = v
+                jac[b, m, c, N - 3 + c] = 1.0

@@ -6,7 +6,11 @@ import pytest
 import torch
 from hand_fixtures import sample_hands
 from inscene.models.hands import HandParams
-from inscene.models.hands.jacobian import keypoints_and_jacobian, vertices_and_jacobian
+from inscene.models.hands.jacobian import (
+    keypoints_and_jacobian,
+    vertices_and_jacobian,
+    vertices_and_jacobian_fast,
+)
 
 F64 = torch.float64
 TOL = 1e-12  # analytic vs autograd, metres per unit parameter (observed <= 3e-16: float64 rounding)
@@ -94,3 +98,20 @@ def test_float32_and_bad_ids(anny_right32):
         vertices_and_jacobian(anny_right32, p, torch.tensor([anny_right32.num_vertices]))
     with pytest.raises(ValueError, match="vertex_ids"):
         vertices_and_jacobian(anny_right32, p, ids[None])
+
+
+def test_numba_vertex_jacobian_equals_the_torch_one(model):
+    """The numba kernel (``kernels.handkin``) against its naive twin (the torch formulation above, itself checked
+    against autograd): the same points and Jacobian for random hands, the rest pose, repeated ids, all four
+    models (MANO with its pose correctives on every vertex)."""
+    p = _params(model, 3, 11)
+    p.global_orient[0] = 0.0
+    p.hand_pose[0] = 0.0
+    ids = torch.cat([_ids(model, 120, 3), torch.tensor([0, 0, model.num_vertices - 1])])
+    v, jac = vertices_and_jacobian(model, p, ids)
+    v_fast, jac_fast = vertices_and_jacobian_fast(model, p, ids)
+    assert v_fast.dtype == v.dtype and jac_fast.shape == jac.shape
+    assert (v_fast - v).abs().max() < 1e-12
+    assert (jac_fast - jac).abs().max() < 1e-11
+    with pytest.raises(ValueError, match="vertex_ids"):
+        vertices_and_jacobian_fast(model, p, torch.tensor([model.num_vertices]))

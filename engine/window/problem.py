@@ -99,7 +99,7 @@ class WindowProblem:
         object's surface (or inside it) in some slot; the others have no residual in the
         contact and penetration terms, so their rows stay zero.
         """
-        from inscene.models.hands.jacobian import vertices_and_jacobian
+        from inscene.models.hands.jacobian import vertices_and_jacobian_fast
 
         T, M = verts.shape[:2]
         active = torch.zeros(M, dtype=torch.bool)
@@ -116,7 +116,7 @@ class WindowProblem:
         jac = verts.new_zeros(T, M, 3, self.n + self.S)
         if active.any():
             ids = data.vertex_ids[active]
-            _, j = vertices_and_jacobian(self.model, p, ids)
+            _, j = vertices_and_jacobian_fast(self.model, p, ids)
             jac[:, active] = j[..., self._perm]
         return jac
 

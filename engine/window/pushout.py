@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from inscene.models.hands.jacobian import vertices_and_jacobian
+from inscene.models.hands.jacobian import vertices_and_jacobian_fast
 
 RIGID_TO_WRIST = 0.9
 """Vertices with at least this skinning weight on the wrist move with the hand, not the fingers."""
@@ -51,7 +51,7 @@ def push_fingers_out(model, params_of, x: np.ndarray, betas: np.ndarray, vertice
     ids = np.flatnonzero((d < near) & movable)
     if not len(ids):
         return x
-    _, J = vertices_and_jacobian(model, p, torch.as_tensor(ids))
+    _, J = vertices_and_jacobian_fast(model, p, torch.as_tensor(ids))
     J = J[0, :, :, pose].double().numpy()  # (M, 3, 3P)
     lam = (1e-3 / pose_sigma) ** 2
     step = np.zeros(3 * P)

@@ -232,9 +232,11 @@ def vertices_and_jacobian(model: HandModel, params: HandParams,
     return pts + params.transl[:, None], jac
 
 
+
 def hand_kinematics(model: HandModel):
-    """The model's constants packed for the numba kernel (``kernels.handkin``), built once per model."""
-    from inscene.kernels.handkin import HandKinematics
+    """The model packed for the numba kernel (``kernels.handkin``), built once per model: its skeleton, its 21
+    keypoints and its mesh vertices as skinned points."""
+    from inscene.kernels.handkin import HandKinematics, HandPoints, sparse_weights
 
     cache = model.__dict__.setdefault("_jacobian_static", {})
     if "numba" in cache:
@@ -244,21 +246,57 @@ def hand_kinematics(model: HandModel):
     def f64(t: torch.Tensor) -> np.ndarray:
         return np.ascontiguousarray(t.detach().to(torch.float64).cpu().numpy())
 
-    J = model.num_joints
-    pd = np.zeros((0, J - 1, 3, 3, 3)) if st.tip_posedirs is None else f64(st.tip_posedirs)
+    J, SL = model.num_joints, model.j_shapedirs.shape[2]
     kin = HandKinematics(np.asarray(model.tree.parents, np.int64), np.asarray(model.tree.order, np.int64),
-                         f64(st.frames), f64(model.j_template), f64(model.j_shapedirs), f64(model.tip_template),
-                         f64(model.tip_shapedirs), pd, model.keypoint_sources.cpu().numpy().astype(np.int64),
-                         f64(st.weights), f64(st.subtree), bool(model.log_scale))
-    cache["numba"] = kin
-    return kin
+                         f64(st.frames), f64(model.j_template), f64(model.j_shapedirs), bool(model.log_scale))
+    # keypoints: a joint's rest position (weight 1 on it) or a tip (its vertex's template, shape, correctives)
+    sources = model.keypoint_sources.cpu().numpy()
+    tip = sources >= J
+    template = np.where(tip[:, None], f64(model.tip_template)[np.maximum(sources - J, 0)],
+                        f64(model.j_template)[np.minimum(sources, J - 1)])
+    shapedirs = np.where(tip[:, None, None], f64(model.tip_shapedirs)[np.maximum(sources - J, 0)],
+                         f64(model.j_shapedirs)[np.minimum(sources, J - 1)])
+    posedirs = np.zeros((0, J - 1, 3, 3, 3))
+    if st.tip_posedirs is not None:
+        posedirs = np.zeros((21, J - 1, 3, 3, 3))
+        posedirs[tip] = f64(st.tip_posedirs)[sources[tip] - J]
+    keypoints = HandPoints(np.ascontiguousarray(template), np.ascontiguousarray(shapedirs.reshape(21, 3, SL)),
+                           posedirs, *sparse_weights(f64(st.weights)))
+    pd = np.zeros((0, J - 1, 3, 3, 3))
+    if model.posedirs is not None:  # (9 (J-1), 3 V) -> (V, J-1, 3, 3, 3)
+        V = model.num_vertices
+        pd = np.ascontiguousarray(f64(model.posedirs).reshape(J - 1, 3, 3, V, 3).transpose(3, 0, 1, 2, 4))
+    vertices = HandPoints(f64(model.v_template), f64(model.shapedirs), pd, *sparse_weights(f64(model.weights)))
+    cache["numba"] = (kin, keypoints, vertices)
+    return cache["numba"]
+
+
+_NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def _flat(params: HandParams) -> np.ndarray:
+    x = torch.cat([params.global_orient, params.hand_pose.flatten(1), params.betas, params.transl], dim=1)
+    return x.detach().to(torch.float64).cpu().numpy()
 
 
 def keypoints_and_jacobian_fast(model: HandModel, params: HandParams) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`keypoints_and_jacobian` computed by the numba kernel (``kernels.handkin``; float64 inside, returned
-    in the model's dtype). The same values to float rounding (tested); ~50x cheaper for one hand."""
-    from inscene.kernels.handkin import keypoints_jacobian
+    in the model's dtype, no autograd). The same values to float rounding (tested); ~20x cheaper for one hand."""
+    from inscene.kernels.handkin import points_jacobian
 
-    x = torch.cat([params.global_orient, params.hand_pose.flatten(1), params.betas, params.transl], dim=1)
-    kp, jac = keypoints_jacobian(hand_kinematics(model), x.detach().to(torch.float64).cpu().numpy())
-    return torch.from_numpy(kp).to(model.dtype), torch.from_numpy(jac).to(model.dtype)
+    kin, keypoints, _ = hand_kinematics(model)
+    kp, jac = points_jacobian(kin, keypoints, _flat(params), _NUMPY[model.dtype])
+    return torch.from_numpy(kp), torch.from_numpy(jac)
+
+
+def vertices_and_jacobian_fast(model: HandModel, params: HandParams,
+                               vertex_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`vertices_and_jacobian` computed by the numba kernel (as :func:`keypoints_and_jacobian_fast`)."""
+    from inscene.kernels.handkin import points_jacobian
+
+    ids = np.asarray(torch.as_tensor(vertex_ids, dtype=torch.long).cpu().numpy())
+    if ids.ndim != 1 or (len(ids) and (ids.min() < 0 or ids.max() >= model.num_vertices)):
+        raise ValueError(f"vertex_ids must be a 1-D index array in [0, {model.num_vertices})")
+    kin, _, vertices = hand_kinematics(model)
+    pts, jac = points_jacobian(kin, vertices.subset(ids), _flat(params), _NUMPY[model.dtype])
+    return torch.from_numpy(pts), torch.from_numpy(jac)
