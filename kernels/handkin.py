@@ -86,8 +86,21 @@ def points_jacobian(kin: HandKinematics, points: HandPoints, x: np.ndarray,
     out = np.empty((B, M, 3), dtype)
     jac = np.zeros((B, M, 3, kin.num_params), dtype)
     _points_jacobian(kin.parent, kin.order, kin.frames, kin.j_template, kin.j_shapedirs, kin.log_scale,
-                     points.template, points.shapedirs, points.posedirs, points.joints, points.weights, x, out, jac)
+                     points.template, points.shapedirs, points.posedirs, points.joints, points.weights, x, out, jac,
+                     True)
     return out, jac
+
+
+def posed_points(kin: HandKinematics, points: HandPoints, x: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """Posed points (B, M, 3) of B hands ``x`` (B, N), without the Jacobian."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != kin.num_params:
+        raise ValueError(f"posed_points: parameters must be (B, {kin.num_params}), got {x.shape}")
+    out = np.empty((x.shape[0], len(points.template), 3), dtype)
+    _points_jacobian(kin.parent, kin.order, kin.frames, kin.j_template, kin.j_shapedirs, kin.log_scale,
+                     points.template, points.shapedirs, points.posedirs, points.joints, points.weights, x, out,
+                     np.zeros((0, 0, 3, kin.num_params), dtype), False)
+    return out
 
 
 @njit(cache=True, inline="always")
@@ -135,7 +148,7 @@ def _right_jacobian(w, out):
 
 @njit(cache=True)
 def _points_jacobian(parent, order, frames, j_template, j_shapedirs, log_scale, p_template, p_shapedirs, p_posedirs,
-                     p_joints, p_weights, x, out, jac):
+                     p_joints, p_weights, x, out, jac, want_jac):
     B = x.shape[0]
     J = parent.shape[0]
     M = p_template.shape[0]
@@ -199,7 +212,7 @@ def _points_jacobian(parent, order, frames, j_template, j_shapedirs, log_scale, 
                                              + g_rot[p, i, 1] * (rest_j[a, 1] - rest_j[p, 1])
                                              + g_rot[p, i, 2] * (rest_j[a, 2] - rest_j[p, 2]))
         # world angular velocity per parameter (A_a = G_a Jr(w_a) U_a) and dR_a/d theta_a,i = R_a [(Jr U_a)_i]x
-        for a in range(J):
+        for a in range(J if want_jac else 0):
             _right_jacobian(rotvec[a], jr)
             for i in range(3):
                 for j in range(3):
@@ -216,7 +229,7 @@ def _points_jacobian(parent, order, frames, j_template, j_shapedirs, log_scale, 
                         d_rot[a, i, p, 1] = r2 * c0 - r0 * c2
                         d_rot[a, i, p, 2] = r0 * c1 - r1 * c0
         # shape: rest joints' derivatives (log scale: d/d beta_0 is the point itself), posed joints' derivatives
-        for j in range(J):
+        for j in range(J if want_jac else 0):
             for c in range(3):
                 if log_scale:
                     dj[j, c, 0] = rest_j[j, c]
@@ -225,7 +238,7 @@ def _points_jacobian(parent, order, frames, j_template, j_shapedirs, log_scale, 
                 else:
                     for s in range(SL):
                         dj[j, c, s] = j_shapedirs[j, c, s]
-        for a in range(J):
+        for a in range(J if want_jac else 0):
             p = parent[a]
             for c in range(3):
                 for s in range(S):
@@ -235,13 +248,13 @@ def _points_jacobian(parent, order, frames, j_template, j_shapedirs, log_scale, 
                         step[a, c, s] = (g_rot[p, c, 0] * (dj[a, 0, s] - dj[p, 0, s])
                                          + g_rot[p, c, 1] * (dj[a, 1, s] - dj[p, 1, s])
                                          + g_rot[p, c, 2] * (dj[a, 2, s] - dj[p, 2, s]))
-        for k in range(J):  # posed joint = sum of the steps of its ancestors (parents first)
+        for k in range(J if want_jac else 0):  # posed joint = sum of the steps of its ancestors (parents first)
             a = order[k]
             p = parent[a]
             for c in range(3):
                 for s in range(S):
                     e_shape[a, c, s] = step[a, c, s] + (e_shape[p, c, s] if p >= 0 else 0.0)
-        for a in range(J):  # e_shape: d_pos so far; take G_a dj_a off
+        for a in range(J if want_jac else 0):  # e_shape: d_pos so far; take G_a dj_a off
             for c in range(3):
                 for s in range(S):
                     e_shape[a, c, s] -= (g_rot[a, c, 0] * dj[a, 0, s] + g_rot[a, c, 1] * dj[a, 1, s]
@@ -285,6 +298,8 @@ def _points_jacobian(parent, order, frames, j_template, j_shapedirs, log_scale, 
                     out[b, m, c] += w * y[n, c]
                     for q in range(3):
                         blend[c, q] += w * g_rot[j, c, q]
+            if not want_jac:
+                continue
             # rotations: lever about each joint of the bones in its subtree (walk up from each skinning joint)
             for n in range(K):
                 w = p_weights[m, n]

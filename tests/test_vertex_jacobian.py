@@ -8,6 +8,7 @@ from hand_fixtures import sample_hands
 from inscene.models.hands import HandParams
 from inscene.models.hands.jacobian import (
     keypoints_and_jacobian,
+    pose_fast,
     vertices_and_jacobian,
     vertices_and_jacobian_fast,
 )
@@ -115,3 +116,14 @@ def test_numba_vertex_jacobian_equals_the_torch_one(model):
     assert (jac_fast - jac).abs().max() < 1e-11
     with pytest.raises(ValueError, match="vertex_ids"):
         vertices_and_jacobian_fast(model, p, torch.tensor([model.num_vertices]))
+
+
+def test_numba_pose_equals_the_model_forward(model):
+    p = _params(model, 3, 12)
+    p.hand_pose[0] = 0.0
+    out = model.pose(p)
+    kp, verts = pose_fast(model, p)
+    assert abs(kp - out.keypoints.numpy()).max() < 1e-12
+    assert abs(verts - out.vertices.numpy()).max() < 1e-12
+    kp_only, none = pose_fast(model, p, with_vertices=False)
+    assert none is None and abs(kp_only - kp).max() == 0.0

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from inscene.models.hands.jacobian import keypoints_and_jacobian_fast
+from inscene.models.hands.jacobian import keypoints_and_jacobian_fast, pose_fast
 from inscene.models.hands.params import HandParams
 
 from ..costs.base import Block, CostTerm, Evaluation, WindowData
@@ -73,9 +73,16 @@ class WindowProblem:
             kp, jk = keypoints_and_jacobian_fast(model, p)
             jk = jk[..., self._perm]
             if self.needs_vertices:
-                verts = model.pose(p, with_vertices=True).vertices[:, data.vertex_ids]
+                verts = self._vertices(p, data)
                 vjac = self._vertex_jacobian(p, verts, data)
-        else:
+        elif not (x.requires_grad or betas.requires_grad):  # the numba kernel (no autograd)
+            jk = None
+            ids = data.vertex_ids.numpy() if self.needs_vertices else None
+            kp_np, v_np = pose_fast(model, p, self.needs_vertices, ids)
+            kp = torch.from_numpy(kp_np).to(model.dtype)
+            if v_np is not None:
+                verts = torch.from_numpy(v_np).to(model.dtype)
+        else:  # differentiable (the tests' autograd twins)
             jk = None
             out = model.pose(p, with_vertices=self.needs_vertices)
             kp = out.keypoints
@@ -91,6 +98,11 @@ class WindowProblem:
                 vjac = vjac.clone()
                 vjac[:f] = 0
         return Evaluation(x=x, betas=betas, kp=kp, kp_jac=jk, verts=verts, verts_jac=vjac, pose=p.hand_pose)
+
+    def _vertices(self, p: HandParams, data: WindowData) -> torch.Tensor:
+        """(T, M) the sampled vertices (numba kernel)."""
+        _, v = pose_fast(self.model, p, True, data.vertex_ids.numpy())
+        return torch.from_numpy(v).to(self.model.dtype)
 
     def _vertex_jacobian(self, p: HandParams, verts: torch.Tensor, data: WindowData) -> torch.Tensor:
         """(T, M, 3, L) Jacobian of the sampled vertices, computed only for the active ones.

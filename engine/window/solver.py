@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from inscene.models.hands.geometry import transl_for_shape
+from inscene.models.hands.jacobian import pose_fast
 from inscene.models.hands.keypoints import KEYPOINT_PARENTS
 
 from ..config import ContactConfig, WindowConfig
@@ -255,15 +256,16 @@ class HandWindow:
         all_rows = np.concatenate([[f.row for f in fixed], rows]).astype(np.int64)
         fixed_kp = torch.as_tensor(np.stack([f.keypoints for f in fixed])) if fixed else None
         data = self._data(live, fixed, all_rows)
-        with torch.no_grad():  # the hand at the start of the solve: for the contacts and the landmarks' scale
-            start = self.model.pose(self.problem.params(torch.as_tensor(x, dtype=self.model.dtype),
-                                                        torch.as_tensor(self.betas, dtype=self.model.dtype)),
-                                    with_vertices=self.scene is not None)
+        # the hand at the start of the solve: for the contacts and the landmarks' scale
+        start_kp, start_verts = pose_fast(self.model, self.problem.params(torch.as_tensor(x),
+                                                                          torch.as_tensor(self.betas)),
+                                          with_vertices=self.scene is not None)
         if self.scene is not None:
-            self._contacts(live, data, x, start.vertices[len(fixed):])
+            self._contacts(live, data, x, torch.from_numpy(start_verts[len(fixed):]).to(self.model.dtype))
         if self._landmarks is not None:
             self._learn_landmark_jitter(data)
-        data.extras["landmark_scale"] = self._landmark_scale(start.keypoints, data, self.landmark_jitter or 0.0)
+        data.extras["landmark_scale"] = self._landmark_scale(torch.from_numpy(start_kp).to(self.model.dtype), data,
+                                                             self.landmark_jitter or 0.0)
         first = not any(s.optimized for _, s in live)
         iters = cfg.first_iterations if first else cfg.iterations
         if self._landmarks is not None:
@@ -512,11 +514,9 @@ class HandWindow:
 
     def _posed(self, x: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Keypoints (21, 3) and vertices (V, 3) of the hand at ``x`` with shape ``betas``."""
-        with torch.no_grad():
-            p = self.problem.params(torch.as_tensor(x[None], dtype=self.model.dtype),
-                                    torch.as_tensor(betas, dtype=self.model.dtype))
-            out = self.model.pose(p, with_vertices=True)
-        return out.keypoints[0].double().numpy(), out.vertices[0].double().numpy()
+        kp, verts = pose_fast(self.model, self.problem.params(torch.as_tensor(np.asarray(x, np.float64)[None]),
+                                                              torch.as_tensor(np.asarray(betas, np.float64))))
+        return kp[0], verts[0]
 
     def _hold(self, row: int, keypoints: np.ndarray, T_cam_obj: np.ndarray | None, in_contact: bool,
               onset: bool) -> None:
