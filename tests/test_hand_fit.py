@@ -139,3 +139,15 @@ def test_missing_keypoints_and_empty_hands_stay_finite(anny_right32):
     res = fit_keypoints(model, uv, conf, K, landmarks3d=_landmarks(kp))
     assert torch.isfinite(res.keypoints).all() and torch.isfinite(res.cost).all()
     assert mpjpe_mm(res.keypoints[1:], kp[1:]).max() < 10.0
+
+
+def test_warmup_fits_its_made_up_hand(anny_right32):
+    """The stages' warm-up (a cold then a warm fit of the mean hand 0.5 m ahead) runs the real fit: it finds
+    that hand again, with and without the relative 3D landmarks."""
+    from inscene.models.hands.fitting import warmup
+
+    K = default_camera()
+    for landmarks in (True, False):
+        res = warmup(anny_right32, K, landmarks=landmarks)
+        assert float(res.reprojection_px.max()) < 0.5
+        assert abs(float(res.keypoints[0, 0, 2]) - 0.5) < 0.05

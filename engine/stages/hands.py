@@ -160,9 +160,13 @@ class HandFitStage(Stage):
     def setup(self, ctx: RunContext) -> None:
         import torch
 
+        from inscene.models.hands.fitting import warmup
+
         if self.config.fit_threads > 0:
             torch.set_num_threads(self.config.fit_threads)
         self._K = torch.as_tensor(np.asarray(ctx.K), dtype=torch.float32)
+        for m in self.models.values():  # the first fits' one-off costs here, not in the stream's first frame
+            warmup(m, self._K, self.fit_config, self.config.use_landmarks3d)
 
     def reset(self) -> None:
         """Forget the previous frame (the next fit starts cold)."""

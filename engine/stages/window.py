@@ -92,6 +92,7 @@ class WindowStage(Stage):
     # ------------------------------------------------------------- running
     def setup(self, ctx: RunContext) -> None:
         import torch
+        from inscene.models.hands.jacobian import warm_kernels
 
         from ..window.scene import ObjectScene
 
@@ -99,6 +100,7 @@ class WindowStage(Stage):
 
         sdf = None
         for s in SIDES:
+            warm_kernels(self.models[s])
             scene = None
             if self.mesh is not None:
                 scene = ObjectScene(self.mesh, self.models[s], self.run.contact, sdf)

@@ -300,3 +300,21 @@ def _cold_start(model: HandModel, problem: _Problem, cfg: FitConfig, uv, conf, K
     pick = cost.reshape(B, keep).argmin(dim=1)
     rows = torch.arange(B, device=device) * keep + pick
     return x[rows], cost[rows], kp[rows], w[rows]
+
+
+def warmup(model: HandModel, K: torch.Tensor, config: FitConfig | None = None, landmarks: bool = True) -> FitResult:
+    """A cold then a warm fit of a made-up observation (the model's mean hand 0.5 m ahead, seen through ``K``):
+    torch and the numba kernels load their code on a process's first call (~0.5 s in all for a cold fit), which
+    belongs in a stage's setup, not in the first frame of a stream. Returns the warm fit."""
+    dtype = model.dtype
+    p = model.zero_params(1)
+    p.hand_pose = model.pose_prior.mean_pose().to(dtype)[None]
+    p.transl = torch.tensor([[0.0, 0.0, 0.5]], dtype=dtype)
+    with torch.no_grad():
+        kp = model.pose(p, with_vertices=False).keypoints
+    K = torch.as_tensor(K, dtype=dtype)
+    uv = project(kp, K[None])
+    conf = torch.ones(1, 21, dtype=dtype)
+    lm = kp - kp[:, :1] if landmarks else None
+    first = fit_keypoints(model, uv, conf, K, lm, None, config)
+    return fit_keypoints(model, uv, conf, K, lm, first.params, config)

@@ -315,3 +315,12 @@ def pose_fast(model: HandModel, params: HandParams, with_vertices: bool = True,
     if not with_vertices:
         return kp, None
     return kp, posed_points(kin, vertices if vertex_ids is None else vertices.subset(vertex_ids), x)
+
+
+def warm_kernels(model: HandModel) -> None:
+    """Call the numba kernels once (numba loads compiled code on a process's first call, ~0.1-0.3 s): in a
+    stage's setup rather than in the first frame of a stream."""
+    p = model.zero_params(1)
+    keypoints_and_jacobian_fast(model, p)
+    vertices_and_jacobian_fast(model, p, torch.arange(4))
+    pose_fast(model, p)
