@@ -45,7 +45,13 @@ def _time(fn: Callable[[], object], repeats: int, warmup: int = 3) -> list[float
 
 def main(args: argparse.Namespace) -> int:
     from inscene.models.hands import FitConfig, fit_keypoints, load_hand_model
-    from inscene.models.hands.jacobian import keypoints_and_jacobian
+    from inscene.models.hands.jacobian import (
+        keypoints_and_jacobian,
+        keypoints_and_jacobian_fast,
+        pose_fast,
+        vertices_and_jacobian,
+        vertices_and_jacobian_fast,
+    )
     from inscene.models.hands.onnx_export import OnnxHand, export_onnx
     from inscene.models.hands.synthetic import default_camera, mpjpe_mm, observe, perturb, sample_hands
 
@@ -76,6 +82,24 @@ def main(args: argparse.Namespace) -> int:
     p1 = hands.index(0)
     show("jacobian_b1_ms", "batch 1, keypoints + analytic Jacobian",
          _time(lambda: keypoints_and_jacobian(model, p1), n))
+
+    print("\n## numba kernel (kernels/handkin.py) against its torch twin")
+    p16 = hands.index(slice(0, 16))
+    ids = torch.arange(0, model.num_vertices, max(1, model.num_vertices // 300))
+    pairs = [("jacobian_b1", "batch 1, keypoints + Jacobian", lambda: keypoints_and_jacobian(model, p1),
+              lambda: keypoints_and_jacobian_fast(model, p1)),
+             ("vertex_jacobian_b16", f"batch 16, {len(ids)} vertices + Jacobian",
+              lambda: vertices_and_jacobian(model, p16, ids), lambda: vertices_and_jacobian_fast(model, p16, ids))]
+    with torch.no_grad():
+        pairs.append(("forward_b1_vertices", "batch 1, keypoints + vertices", lambda: model.pose(p1, True),
+                      lambda: pose_fast(model, p1)))
+    for key, label, twin, fast in pairs:
+        fast()  # numba loads the kernel on its first call
+        a, b = _time(twin, n), _time(fast, n)  # one run, side by side
+        show(f"{key}_torch_ms", f"{label}, torch", a)
+        sb = show(f"{key}_numba_ms", f"{label}, numba", b)
+        figures[f"{key}_speedup"] = stats(a)["median"] / max(sb["median"], 1e-9)
+        print(f"{'':<40} numba {figures[f'{key}_speedup']:.1f}x faster (medians)")
 
     def fwd_bwd() -> None:
         q = p1.clone()

@@ -138,12 +138,16 @@ def _right_jacobian(w, out):
         a = (1.0 - math.cos(t)) / t2
         b = (t - math.sin(t)) / (t2 * t)
     x, y, z = w[0], w[1], w[2]
-    # [w]x and [w]x^2 = w w^T - t2 I
-    k = np.array(((0.0, -z, y), (z, 0.0, -x), (-y, x, 0.0)))
+    # I - a [w]x + b ([w]x)^2, ([w]x)^2 = w w^T - t2 I
     for i in range(3):
         for j in range(3):
-            kk = w[i] * w[j] - (t2 if i == j else 0.0)
-            out[i, j] = (1.0 if i == j else 0.0) - a * k[i, j] + b * kk
+            out[i, j] = b * w[i] * w[j] + ((1.0 - b * t2) if i == j else 0.0)
+    out[0, 1] += a * z
+    out[0, 2] -= a * y
+    out[1, 0] -= a * z
+    out[1, 2] += a * x
+    out[2, 0] += a * y
+    out[2, 1] -= a * x
 
 
 @njit(cache=True)

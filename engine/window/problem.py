@@ -100,7 +100,7 @@ class WindowProblem:
         return Evaluation(x=x, betas=betas, kp=kp, kp_jac=jk, verts=verts, verts_jac=vjac, pose=p.hand_pose)
 
     def _vertices(self, p: HandParams, data: WindowData) -> torch.Tensor:
-        """(T, M) the sampled vertices (numba kernel)."""
+        """(T, M, 3) the sampled vertices (numba kernel)."""
         _, v = pose_fast(self.model, p, True, data.vertex_ids.numpy())
         return torch.from_numpy(v).to(self.model.dtype)
 
