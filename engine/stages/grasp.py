@@ -171,6 +171,13 @@ class GraspStage(Stage):
 
             mesh = load_object_mesh(self.run.object.mesh, self.run.object.units)
             self.grid = sdf_grid((mesh.vertices, mesh.faces))
+        if self.config.enabled:  # numba loads its kernels on a process's first call: here, not at the first onset
+            from inscene.models.hands.jacobian import warm_kernels
+
+            for m in self.models.values():
+                warm_kernels(m)
+            if self.grid is not None:
+                self.grid.lookup(np.zeros((1, 3)))
 
     # -- the stream ----------------------------------------------------------------------
 
