@@ -179,6 +179,48 @@ class _Problem:
         final = scales[min(max(iterations - 1, 0), len(scales) - 1)]
         return x, self.robust_cost(cur, uv, conf, final), cur.kp, w
 
+    def solve_warm_fast(self, x: torch.Tensor, obs: tuple, iterations: int
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`solve` on its warm path (all parameters free, the robust scale ``robust_px``) by the numba kernel
+        (``kernels/handfit.py``, float64 inside); the same returns in the model's dtype."""
+        from inscene.kernels.handfit import fit_warm
+
+        from .jacobian import hand_kinematics
+
+        uv, conf, K, lm, _ = obs
+        kin, keypoints, _ = hand_kinematics(self.model)
+
+        def f64(t: torch.Tensor):
+            return t.detach().to(torch.float64).cpu().numpy()
+
+        out = fit_warm(kin, keypoints, self.fit_terms(), f64(x), f64(uv), f64(conf), f64(K),
+                       f64(lm) if self.with_landmarks else None, iterations)
+        dtype = self.model.dtype
+        return tuple(torch.from_numpy(a).to(dtype) for a in out)  # type: ignore[return-value]
+
+    def fit_terms(self):
+        """The fit's weights and priors as the kernel takes them (built once)."""
+        from inscene.kernels.handfit import FitTerms
+
+        cached = self.__dict__.get("_terms")
+        if cached is not None:
+            return cached
+        import math
+
+        from .priors import LIMIT_TOLERANCE_DEG
+
+        cfg, model, P = self.cfg, self.model, self.P
+        zero = torch.zeros(1, P, 3, dtype=torch.float64)
+        prior = model.pose_prior
+        c = (cfg.prior_weight * prior.residual(zero.to(model.dtype)))[0].double().numpy()
+        limits = model.joint_limits
+        terms = FitTerms(cfg.sigma_px, cfg.robust_px, cfg.sigma_3d, self.prior_jac.double().numpy(), c,
+                         limits.to_anatomical.double().numpy(), limits.lower.double().numpy(),
+                         limits.upper.double().numpy(), cfg.limit_weight * 180.0 / math.pi / LIMIT_TOLERANCE_DEG,
+                         (cfg.shape_weight / model.beta_std.double()).numpy(), cfg.fit_shape, cfg.damping)
+        self.__dict__["_terms"] = terms
+        return terms
+
     def robust_cost(self, ev: _Eval, uv: torch.Tensor, conf: torch.Tensor, scale: float) -> torch.Tensor:
         """(B,) the objective with the Geman-McClure loss on the 2D errors (to compare estimates:
         the reweighted least-squares cost favours whichever rejects more keypoints)."""
@@ -224,7 +266,7 @@ def _wrap_rotvec(x: torch.Tensor) -> torch.Tensor:
 
 def fit_keypoints(model: HandModel, keypoints2d: torch.Tensor, confidence: torch.Tensor, K: torch.Tensor,
                   landmarks3d: torch.Tensor | None = None, init: HandParams | None = None,
-                  config: FitConfig | None = None) -> FitResult:
+                  config: FitConfig | None = None, fast: bool = True) -> FitResult:
     """Fit pose, shape and camera-frame translation of B hands of one model and side.
 
     Args:
@@ -234,6 +276,8 @@ def fit_keypoints(model: HandModel, keypoints2d: torch.Tensor, confidence: torch
         landmarks3d: optional (B, 21, 3) relative 3D keypoints, metres, camera axes, any origin.
         init: a previous estimate to warm-start from (then ``warm_iterations``), else a cold start.
         config: weights and iteration counts.
+        fast: a warm start runs as the numba kernel (``kernels/handfit.py``) on the CPU; False: the torch solve,
+            its twin.
     Returns:
         :class:`FitResult` with B hands.
     """
@@ -254,7 +298,10 @@ def fit_keypoints(model: HandModel, keypoints2d: torch.Tensor, confidence: torch
 
     if init is not None:
         x = problem.pack(init.to(dtype=dtype, device=device))
-        x, cost, kp, w = problem.solve(x, (uv, conf, K, lm, sw3), cfg.warm_iterations, False, [cfg.robust_px])
+        if device.type == "cpu" and fast:
+            x, cost, kp, w = problem.solve_warm_fast(x, (uv, conf, K, lm, sw3), cfg.warm_iterations)
+        else:
+            x, cost, kp, w = problem.solve(x, (uv, conf, K, lm, sw3), cfg.warm_iterations, False, [cfg.robust_px])
     else:
         x, cost, kp, w = _cold_start(model, problem, cfg, uv, conf, K, lm, sw3)
     x = torch.cat([_wrap_rotvec(x[:, :3]), x[:, 3:]], dim=1)
