@@ -125,6 +125,10 @@ def main(args: argparse.Namespace) -> int:
         start = perturb(truth, seed=b)
         show(f"fit_warm_b{b}_ms_per_hand", f"warm start, batch {b}, per hand",
              _time(lambda: fit_keypoints(model, uv, conf, K, init=start, config=cfg), max(5, n // 2)), per=b)
+        if b == 1:  # the numba warm start's twin, the torch solve, in the same run
+            show("fit_warm_b1_torch_ms_per_hand", "warm start, batch 1, torch solve (twin)",
+                 _time(lambda: fit_keypoints(model, uv, conf, K, init=start, config=cfg, fast=False),
+                       max(5, n // 2)))
     for b in (1, 64):
         truth = hands.index(slice(0, b))
         uv, conf, _ = observe(model, truth, K, noise_px=2.0, seed=b)
