@@ -12,6 +12,7 @@ This is the per-frame baseline that later stages (windowed, object-anchored) mus
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -199,20 +200,17 @@ class _Problem:
         return tuple(torch.from_numpy(a).to(dtype) for a in out)  # type: ignore[return-value]
 
     def fit_terms(self):
-        """The fit's weights and priors as the kernel takes them (built once)."""
+        """The fit's weights and priors as the kernel takes them (built once per problem)."""
         from inscene.kernels.handfit import FitTerms
+
+        from .priors import LIMIT_TOLERANCE_DEG
 
         cached = self.__dict__.get("_terms")
         if cached is not None:
             return cached
-        import math
-
-        from .priors import LIMIT_TOLERANCE_DEG
-
         cfg, model, P = self.cfg, self.model, self.P
-        zero = torch.zeros(1, P, 3, dtype=torch.float64)
-        prior = model.pose_prior
-        c = (cfg.prior_weight * prior.residual(zero.to(model.dtype)))[0].double().numpy()
+        zero = torch.zeros(1, P, 3, dtype=model.dtype)
+        c = (cfg.prior_weight * model.pose_prior.residual(zero))[0].double().numpy()  # the prior is affine
         limits = model.joint_limits
         terms = FitTerms(cfg.sigma_px, cfg.robust_px, cfg.sigma_3d, self.prior_jac.double().numpy(), c,
                          limits.to_anatomical.double().numpy(), limits.lower.double().numpy(),
