@@ -1,7 +1,8 @@
-"""The per-frame hand fit's warm-started Levenberg-Marquardt, as one numba kernel.
+"""The per-frame hand fit's Levenberg-Marquardt, as one numba kernel.
 
-The same problem as ``models.hands.fitting._Problem.solve`` on its warm path (all
-parameters free, one robust scale): robust 2D reprojection (Geman-McClure through
+The same problem as ``models.hands.fitting._Problem.solve`` (all parameters free, or
+the rigid stage of a cold start: rotation and translation only; one robust scale per
+iteration, annealed on cold starts): robust 2D reprojection (Geman-McClure through
 IRLS), root-relative 3D landmarks, the pose prior (linear in the pose), the joint
 limits (piecewise linear), the shape prior; keypoints and their Jacobian from
 ``handkin``. Each hand is solved on its own (the torch version batches them); each
@@ -39,31 +40,36 @@ class FitTerms:
     damping: float
 
 
-def fit_warm(kin: HandKinematics, keypoints: HandPoints, terms: FitTerms, x: np.ndarray, uv: np.ndarray,
-             conf: np.ndarray, K: np.ndarray, landmarks: np.ndarray | None, iterations: int
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Warm-started fits of B hands.
+def fit_lm(kin: HandKinematics, keypoints: HandPoints, terms: FitTerms, x: np.ndarray, uv: np.ndarray,
+           conf: np.ndarray, K: np.ndarray, landmarks: np.ndarray | None, iterations: int,
+           scales: np.ndarray | None = None, rigid: bool = False
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Levenberg-Marquardt fits of B hands from ``x``.
 
     Args:
         x: (B, N) starting parameters. uv: (B, 21, 2) pixels (0 where missing); conf: (B, 21) (0: ignored).
         K: (B, 3, 3). landmarks: (B, 21, 3) relative 3D keypoints, or None.
+        scales: the Geman-McClure scale of each iteration, pixels (the last one repeats; default
+            ``terms.robust_px``). rigid: only the global rotation and the translation move.
     Returns:
-        parameters (B, N), robust cost (B,), keypoints (B, 21, 3), final 2D weights (B, 21); float64.
+        parameters (B, N), robust cost (B,) at the last iteration's scale, keypoints (B, 21, 3), the last
+        iteration's 2D weights (B, 21); float64.
     """
     x = np.array(x, dtype=np.float64)
     B, N = x.shape
     if N != kin.num_params or uv.shape != (B, 21, 2) or conf.shape != (B, 21) or K.shape != (B, 3, 3):
         raise ValueError(f"fit_warm: shapes x {x.shape}, uv {uv.shape}, conf {conf.shape}, K {K.shape}")
+    sc = np.asarray([terms.robust_px] if scales is None or len(scales) == 0 else scales, dtype=np.float64)
     with_lm = landmarks is not None
     lm = np.ascontiguousarray(landmarks if with_lm else np.zeros((B, 21, 3)), dtype=np.float64)
     cost = np.zeros(B)
     kp = np.zeros((B, 21, 3))
     w = np.zeros((B, 21))
     f64 = np.float64
-    _fit_warm(kin.parent, kin.order, kin.frames, kin.j_template, kin.j_shapedirs, kin.log_scale,
+    _fit_lm(kin.parent, kin.order, kin.frames, kin.j_template, kin.j_shapedirs, kin.log_scale,
               keypoints.template, keypoints.shapedirs, keypoints.posedirs, keypoints.joints, keypoints.weights,
               x, np.ascontiguousarray(uv, f64), np.ascontiguousarray(conf, f64), np.ascontiguousarray(K, f64), lm,
-              with_lm, float(terms.sigma_px), float(terms.robust_px), float(terms.sigma_3d),
+              with_lm, float(terms.sigma_px), sc, bool(rigid), float(terms.sigma_3d),
               np.ascontiguousarray(terms.prior_A, f64), np.ascontiguousarray(terms.prior_c, f64),
               np.ascontiguousarray(terms.to_anatomical, f64), np.ascontiguousarray(terms.lower, f64),
               np.ascontiguousarray(terms.upper, f64), float(terms.limit_scale),
@@ -177,15 +183,14 @@ def _cholesky_solve(A, g, out) -> bool:
 
 
 @njit(cache=True)
-def _fit_warm(parent, order, frames, j_template, j_shapedirs, log_scale, p_template, p_shapedirs, p_posedirs,
-              p_joints, p_weights, x, uv, conf, K, lm, with_lm, sigma_px, robust_px, sigma_3d, prior_A, prior_c,
-              to_anat, lower, upper, limit_scale, shape_scale, fit_shape, damping, iterations, cost_out, kp_out,
-              w_out):
+def _fit_lm(parent, order, frames, j_template, j_shapedirs, log_scale, p_template, p_shapedirs, p_posedirs,
+            p_joints, p_weights, x, uv, conf, K, lm, with_lm, sigma_px, scales, rigid, sigma_3d, prior_A, prior_c,
+            to_anat, lower, upper, limit_scale, shape_scale, fit_shape, damping, iterations, cost_out, kp_out,
+            w_out):
     B, N = x.shape
     P = to_anat.shape[0]
     S = shape_scale.shape[0]
     R = (63 if with_lm else 0) + prior_A.shape[0] + 3 * P + (S if fit_shape else 0)
-    s2 = robust_px * robust_px
     kp_c = np.zeros((1, 21, 3))
     proj_c = np.zeros((21, 2))
     J2_c = np.zeros((21, 2, N))
@@ -203,9 +208,13 @@ def _fit_warm(parent, order, frames, j_template, j_shapedirs, log_scale, p_templ
     g = np.zeros(N)
     delta = np.zeros(N)
     free = np.ones(N, np.bool_)
-    if not fit_shape:
+    if rigid:  # rotation and translation only
+        for p in range(3, N - 3):
+            free[p] = False
+    elif not fit_shape:
         for s in range(S):
             free[3 + 3 * P + s] = False
+    n_sc = scales.shape[0]
     for b in range(B):
         sw3 = np.sqrt(conf[b]) if with_lm else np.zeros(21)
         xb[0, :] = x[b]
@@ -216,6 +225,8 @@ def _fit_warm(parent, order, frames, j_template, j_shapedirs, log_scale, p_templ
         for k in range(21):
             w_out[b, k] = conf[b, k]
         for it in range(iterations):
+            sc = scales[min(it, n_sc - 1)]
+            s2 = sc * sc
             for k in range(21):
                 ex = proj_c[k, 0] - uv[b, k, 0]
                 ey = proj_c[k, 1] - uv[b, k, 1]
@@ -284,7 +295,9 @@ def _fit_warm(parent, order, frames, j_template, j_shapedirs, log_scale, p_templ
             else:
                 lam = min(lam * 5.0, 1e7)
         x[b] = xb[0]
-        # the robust objective itself at the final estimate (to compare estimates)
+        # the robust objective itself at the final estimate (to compare estimates), at the last scale
+        sc = scales[min(max(iterations - 1, 0), n_sc - 1)]
+        s2 = sc * sc
         c = 0.0
         for k in range(21):
             ex = proj_c[k, 0] - uv[b, k, 0]

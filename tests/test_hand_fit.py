@@ -177,3 +177,19 @@ def test_numba_warm_fit_equals_the_torch_one(name, anny_right, anny_right32, man
             assert (fast.cost - slow.cost).abs().max() < 1e-6 * max(1.0, float(slow.cost.abs().max()))
         else:
             assert (fast.keypoints - slow.keypoints).abs().max() < 2e-4
+
+
+@pytest.mark.parametrize("name", ["anny_right", "mano_right"])
+def test_numba_cold_fit_equals_the_torch_one(name, anny_right, mano_synthetic):
+    """A cold start (orientation candidates, their rigid stage, the annealed full fit of the best) with the
+    kernel and with the torch solve: the same hands on float64 models."""
+    model = {"anny_right": anny_right, "mano_right": mano_synthetic["right"]}[name]
+    K = default_camera(model.dtype)
+    truth = sample_hands(model, 2, seed=9)
+    uv, conf, kp = observe(model, truth, K, noise_px=2.0, seed=9)
+    for lm in (_landmarks(kp), None):
+        fast = fit_keypoints(model, uv, conf, K, landmarks3d=lm)
+        slow = fit_keypoints(model, uv, conf, K, landmarks3d=lm, fast=False)
+        for field in ("global_orient", "hand_pose", "betas", "transl"):
+            assert (getattr(fast.params, field) - getattr(slow.params, field)).abs().max() < 1e-7, field
+        assert (fast.keypoints - slow.keypoints).abs().max() < 1e-8

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .fit_init import candidate_rotations, initial_translation, kabsch_rotation
@@ -180,11 +181,11 @@ class _Problem:
         final = scales[min(max(iterations - 1, 0), len(scales) - 1)]
         return x, self.robust_cost(cur, uv, conf, final), cur.kp, w
 
-    def solve_warm_fast(self, x: torch.Tensor, obs: tuple, iterations: int
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """:meth:`solve` on its warm path (all parameters free, the robust scale ``robust_px``) by the numba kernel
-        (``kernels/handfit.py``, float64 inside); the same returns in the model's dtype."""
-        from inscene.kernels.handfit import fit_warm
+    def solve_fast(self, x: torch.Tensor, obs: tuple, iterations: int, rigid: bool, scales: list[float]
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`solve` by the numba kernel (``kernels/handfit.py``, float64 inside); the same returns in the
+        model's dtype."""
+        from inscene.kernels.handfit import fit_lm
 
         from .jacobian import hand_kinematics
 
@@ -194,8 +195,8 @@ class _Problem:
         def f64(t: torch.Tensor):
             return t.detach().to(torch.float64).cpu().numpy()
 
-        out = fit_warm(kin, keypoints, self.fit_terms(), f64(x), f64(uv), f64(conf), f64(K),
-                       f64(lm) if self.with_landmarks else None, iterations)
+        out = fit_lm(kin, keypoints, self.fit_terms(), f64(x), f64(uv), f64(conf), f64(K),
+                     f64(lm) if self.with_landmarks else None, iterations, np.asarray(scales, np.float64), rigid)
         dtype = self.model.dtype
         return tuple(torch.from_numpy(a).to(dtype) for a in out)  # type: ignore[return-value]
 
@@ -274,8 +275,8 @@ def fit_keypoints(model: HandModel, keypoints2d: torch.Tensor, confidence: torch
         landmarks3d: optional (B, 21, 3) relative 3D keypoints, metres, camera axes, any origin.
         init: a previous estimate to warm-start from (then ``warm_iterations``), else a cold start.
         config: weights and iteration counts.
-        fast: a warm start runs as the numba kernel (``kernels/handfit.py``) on the CPU; False: the torch solve,
-            its twin.
+        fast: the Levenberg-Marquardt runs as the numba kernel (``kernels/handfit.py``) on the CPU; False: the
+            torch solve, its twin.
     Returns:
         :class:`FitResult` with B hands.
     """
@@ -296,12 +297,10 @@ def fit_keypoints(model: HandModel, keypoints2d: torch.Tensor, confidence: torch
 
     if init is not None:
         x = problem.pack(init.to(dtype=dtype, device=device))
-        if device.type == "cpu" and fast:
-            x, cost, kp, w = problem.solve_warm_fast(x, (uv, conf, K, lm, sw3), cfg.warm_iterations)
-        else:
-            x, cost, kp, w = problem.solve(x, (uv, conf, K, lm, sw3), cfg.warm_iterations, False, [cfg.robust_px])
+        solve = problem.solve_fast if device.type == "cpu" and fast else problem.solve
+        x, cost, kp, w = solve(x, (uv, conf, K, lm, sw3), cfg.warm_iterations, False, [cfg.robust_px])
     else:
-        x, cost, kp, w = _cold_start(model, problem, cfg, uv, conf, K, lm, sw3)
+        x, cost, kp, w = _cold_start(model, problem, cfg, uv, conf, K, lm, sw3, device.type == "cpu" and fast)
     x = torch.cat([_wrap_rotvec(x[:, :3]), x[:, 3:]], dim=1)
     params = problem.unpack(x)
     err = (project(kp, K) - uv).norm(dim=-1)
@@ -309,7 +308,7 @@ def fit_keypoints(model: HandModel, keypoints2d: torch.Tensor, confidence: torch
                      inlier_weight=(w / conf.clamp_min(1e-12)).detach(), cost=cost.detach())
 
 
-def _cold_start(model: HandModel, problem: _Problem, cfg: FitConfig, uv, conf, K, lm, sw3):
+def _cold_start(model: HandModel, problem: _Problem, cfg: FitConfig, uv, conf, K, lm, sw3, fast: bool = False):
     """Orientation candidates -> rigid LM each -> full LM on the best few -> the best."""
     B = uv.shape[0]
     dtype, device = uv.dtype, uv.device
@@ -332,7 +331,8 @@ def _cold_start(model: HandModel, problem: _Problem, cfg: FitConfig, uv, conf, K
     x = problem.pack(HandParams(rot, mean_pose[None].expand(B * C, -1, -1), torch.zeros(B * C, model.num_betas,
                                 dtype=dtype, device=device), transl))
     coarse = [cfg.robust_start_px] * cfg.rigid_iterations
-    x, cost, _, _ = problem.solve(x, obs, cfg.rigid_iterations, True, coarse)
+    solve = problem.solve_fast if fast else problem.solve
+    x, cost, _, _ = solve(x, obs, cfg.rigid_iterations, True, coarse)
     keep = min(cfg.keep_candidates, C)
     best = cost.reshape(B, C).topk(keep, largest=False).indices  # (B, keep)
     rows = (torch.arange(B, device=device)[:, None] * C + best).reshape(-1)
@@ -341,7 +341,7 @@ def _cold_start(model: HandModel, problem: _Problem, cfg: FitConfig, uv, conf, K
     n = cfg.iterations
     ratio = cfg.robust_px / cfg.robust_start_px
     scales = [cfg.robust_start_px * ratio ** min(1.0, i / max(1, n // 2)) for i in range(n)]
-    x, cost, kp, w = problem.solve(x, obs, n, False, scales)
+    x, cost, kp, w = solve(x, obs, n, False, scales)
     pick = cost.reshape(B, keep).argmin(dim=1)
     rows = torch.arange(B, device=device) * keep + pick
     return x[rows], cost[rows], kp[rows], w[rows]
