@@ -1,5 +1,5 @@
 """numba / torch kernels: SDF grid + lookup (with gradients), ray-mesh casts, rasterizer and shading, hand
-skinning with exact Jacobians (``handkin``) and the per-frame fit's warm start (``handfit``).
+skinning with exact Jacobians (``handkin``) and the per-frame fit's Levenberg-Marquardt (``handfit``).
 
 Each kernel is a ``_``-prefixed numba core with preallocated outputs, a public
 wrapper that checks shapes and dtypes, and (for the SDF) a torch autograd function.
