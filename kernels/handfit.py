@@ -81,12 +81,13 @@ def fit_lm(kin: HandKinematics, keypoints: HandPoints, terms: FitTerms, x: np.nd
 @njit(cache=True)
 def _evaluate(parent, order, frames, j_template, j_shapedirs, log_scale, p_template, p_shapedirs, p_posedirs,
               p_joints, p_weights, xb, uv, K, lm, sw3, with_lm, sigma_px, sigma_3d, prior_A, prior_c, to_anat,
-              lower, upper, limit_scale, shape_scale, fit_shape, kp, proj, J2, res, jac):
-    """Keypoints, projections, the unweighted 2D Jacobian / sigma_px (21, 2, N), the other residuals and rows."""
+              lower, upper, limit_scale, shape_scale, fit_shape, kp, proj, J2, res, jac, jk, mj):
+    """Keypoints, projections, the unweighted 2D Jacobian / sigma_px (21, 2, N), the other residuals and rows.
+    ``jk`` (1, 21, 3, N) and ``mj`` (3, N): scratch."""
     N = xb.shape[1]
     P = to_anat.shape[0]
     S = shape_scale.shape[0]
-    jk = np.zeros((1, 21, 3, N))
+    jk[:, :, :, :] = 0.0  # the kernel writes the non-zero columns only
     _points_jacobian(parent, order, frames, j_template, j_shapedirs, log_scale, p_template, p_shapedirs,
                      p_posedirs, p_joints, p_weights, xb, kp, jk, True)
     for k in range(21):
@@ -108,7 +109,7 @@ def _evaluate(parent, order, frames, j_template, j_shapedirs, log_scale, p_templ
     if with_lm:
         mk = np.zeros(3)
         ml = np.zeros(3)
-        mj = np.zeros((3, N))
+        mj[:, :] = 0.0
         for k in range(21):
             for c in range(3):
                 mk[c] += kp[0, k, c] / 21.0
@@ -202,6 +203,8 @@ def _fit_lm(parent, order, frames, j_template, j_shapedirs, log_scale, p_templat
     res_n = np.zeros(R)
     jac_n = np.zeros((R, N))
     xb = np.zeros((1, N))
+    jk = np.zeros((1, 21, 3, N))
+    mj = np.zeros((3, N))
     xn = np.zeros((1, N))
     sw2 = np.zeros(21)
     H = np.zeros((N, N))
@@ -220,7 +223,8 @@ def _fit_lm(parent, order, frames, j_template, j_shapedirs, log_scale, p_templat
         xb[0, :] = x[b]
         _evaluate(parent, order, frames, j_template, j_shapedirs, log_scale, p_template, p_shapedirs, p_posedirs,
                   p_joints, p_weights, xb, uv[b], K[b], lm[b], sw3, with_lm, sigma_px, sigma_3d, prior_A, prior_c,
-                  to_anat, lower, upper, limit_scale, shape_scale, fit_shape, kp_c, proj_c, J2_c, res_c, jac_c)
+                  to_anat, lower, upper, limit_scale, shape_scale, fit_shape, kp_c, proj_c, J2_c, res_c, jac_c, jk,
+                  mj)
         lam = damping
         for k in range(21):
             w_out[b, k] = conf[b, k]
@@ -276,7 +280,7 @@ def _fit_lm(parent, order, frames, j_template, j_shapedirs, log_scale, p_templat
             _evaluate(parent, order, frames, j_template, j_shapedirs, log_scale, p_template, p_shapedirs,
                       p_posedirs, p_joints, p_weights, xn, uv[b], K[b], lm[b], sw3, with_lm, sigma_px, sigma_3d,
                       prior_A, prior_c, to_anat, lower, upper, limit_scale, shape_scale, fit_shape, kp_n, proj_n,
-                      J2_n, res_n, jac_n)
+                      J2_n, res_n, jac_n, jk, mj)
             cost_new = 0.0
             for k in range(21):
                 for a in range(2):

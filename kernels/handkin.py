@@ -264,20 +264,13 @@ def _points_jacobian(parent, order, frames, j_template, j_shapedirs, log_scale, 
                     e_shape[a, c, s] -= (g_rot[a, c, 0] * dj[a, 0, s] + g_rot[a, c, 1] * dj[a, 1, s]
                                          + g_rot[a, c, 2] * dj[a, 2, s])
         for m in range(M):
-            # rest point: shaped, then pose-corrected; its shape derivative without the correctives
+            # rest point: shaped, then pose-corrected
             for c in range(3):
                 v = p_template[m, c]
                 for s in range(SL):
                     v += p_shapedirs[m, c, s] * xb[3 * J + lin0 + s]
                 plain[c] = v * scale
                 rest[c] = plain[c]
-                if log_scale:
-                    dp[c, 0] = plain[c]
-                    for s in range(SL):
-                        dp[c, 1 + s] = scale * p_shapedirs[m, c, s]
-                else:
-                    for s in range(SL):
-                        dp[c, s] = p_shapedirs[m, c, s]
             if has_pd:
                 for c in range(3):
                     v = 0.0
@@ -286,11 +279,9 @@ def _points_jacobian(parent, order, frames, j_template, j_shapedirs, log_scale, 
                             for q in range(3):
                                 v += (rot[a, p, q] - (1.0 if p == q else 0.0)) * p_posedirs[m, a - 1, p, q, c]
                     rest[c] += v
-            # posed point under each skinning joint, the point, the blended rotation
+            # posed point under each skinning joint, and the point
             for c in range(3):
                 out[b, m, c] = xb[N - 3 + c]
-                for q in range(3):
-                    blend[c, q] = 0.0
             for n in range(K):
                 w = p_weights[m, n]
                 if w == 0.0:
@@ -300,10 +291,22 @@ def _points_jacobian(parent, order, frames, j_template, j_shapedirs, log_scale, 
                     y[n, c] = (g_rot[j, c, 0] * (rest[0] - rest_j[j, 0]) + g_rot[j, c, 1] * (rest[1] - rest_j[j, 1])
                                + g_rot[j, c, 2] * (rest[2] - rest_j[j, 2]) + g_pos[j, c])
                     out[b, m, c] += w * y[n, c]
-                    for q in range(3):
-                        blend[c, q] += w * g_rot[j, c, q]
             if not want_jac:
                 continue
+            # the blended rotation, and the rest point's shape derivative without the correctives
+            for c in range(3):
+                for q in range(3):
+                    v = 0.0
+                    for n in range(K):
+                        v += p_weights[m, n] * g_rot[p_joints[m, n], c, q]
+                    blend[c, q] = v
+                if log_scale:
+                    dp[c, 0] = plain[c]
+                    for s in range(SL):
+                        dp[c, 1 + s] = scale * p_shapedirs[m, c, s]
+                else:
+                    for s in range(SL):
+                        dp[c, s] = p_shapedirs[m, c, s]
             # rotations: lever about each joint of the bones in its subtree (walk up from each skinning joint)
             for n in range(K):
                 w = p_weights[m, n]

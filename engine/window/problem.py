@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from inscene.models.hands.jacobian import keypoints_and_jacobian_fast, pose_fast
+from inscene.models.hands.jacobian import keypoints_and_jacobian_fast, pose_fast, vertices_fast
 from inscene.models.hands.params import HandParams
 
 from ..costs.base import Block, CostTerm, Evaluation, WindowData
@@ -101,8 +101,7 @@ class WindowProblem:
 
     def _vertices(self, p: HandParams, data: WindowData) -> torch.Tensor:
         """(T, M, 3) the sampled vertices (numba kernel)."""
-        _, v = pose_fast(self.model, p, True, data.vertex_ids.numpy())
-        return torch.from_numpy(v).to(self.model.dtype)
+        return torch.from_numpy(vertices_fast(self.model, p, data.vertex_ids.numpy())).to(self.model.dtype)
 
     def _vertex_jacobian(self, p: HandParams, verts: torch.Tensor, data: WindowData) -> torch.Tensor:
         """(T, M, 3, L) Jacobian of the sampled vertices, computed only for the active ones.

@@ -7,8 +7,9 @@ fingertip (the deepest vertex sits on a distal phalanx in ~90 % of the suite's c
 frames), so a decided contact frame gets a short Gauss-Newton pass over its finger
 joints alone: the vertices inside the object or within ``margin`` of its surface are
 pulled to ``margin`` outside, each joint held near the window's solution (``pose_sigma``
-per millimetre of penetration); a frame with nothing inside is left as it is. The wrist, the hand's rotation and its translation do not
-move, so the hand's position (MRPE) is the window's; only the fingers give way.
+per millimetre of penetration); a frame with nothing inside is left as it is. The wrist, the
+hand's rotation and its translation do not move, so the hand's position (MRPE) is the
+window's; only the fingers give way.
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ class _Problem:
 
     @staticmethod
     def pack(p: HandParams) -> torch.Tensor:
-        return torch.cat([p.global_orient, p.hand_pose.flatten(1), p.betas, p.transl], dim=1)
+        return p.flat()
 
     def evaluate(self, x: torch.Tensor, obs: tuple) -> _Eval:
         """Unweighted data residuals, regularizers and their Jacobians at x (B, N)."""

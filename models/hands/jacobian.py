@@ -275,8 +275,7 @@ _NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 def _flat(params: HandParams) -> np.ndarray:
-    x = torch.cat([params.global_orient, params.hand_pose.flatten(1), params.betas, params.transl], dim=1)
-    return x.detach().to(torch.float64).cpu().numpy()
+    return params.flat().detach().to(torch.float64).cpu().numpy()
 
 
 def keypoints_and_jacobian_fast(model: HandModel, params: HandParams) -> tuple[torch.Tensor, torch.Tensor]:
@@ -309,12 +308,17 @@ def pose_fast(model: HandModel, params: HandParams, with_vertices: bool = True,
     times cheaper for a few hands."""
     from inscene.kernels.handkin import posed_points
 
-    kin, keypoints, vertices = hand_kinematics(model)
-    x = _flat(params)
-    kp = posed_points(kin, keypoints, x)
-    if not with_vertices:
-        return kp, None
-    return kp, posed_points(kin, vertices if vertex_ids is None else vertices.subset(vertex_ids), x)
+    kin, keypoints, _ = hand_kinematics(model)
+    kp = posed_points(kin, keypoints, _flat(params))
+    return kp, (vertices_fast(model, params, vertex_ids) if with_vertices else None)
+
+
+def vertices_fast(model: HandModel, params: HandParams, vertex_ids: np.ndarray | None = None) -> np.ndarray:
+    """The mesh vertices of :func:`pose_fast` alone, (B, V, 3) or (B, M, 3) for ``vertex_ids``, float64."""
+    from inscene.kernels.handkin import posed_points
+
+    kin, _, vertices = hand_kinematics(model)
+    return posed_points(kin, vertices if vertex_ids is None else vertices.subset(vertex_ids), _flat(params))
 
 
 def warm_kernels(model: HandModel) -> None:

@@ -50,6 +50,11 @@ class HandParams:
             idx = slice(idx, idx + 1)
         return HandParams(*(getattr(self, f.name)[idx] for f in fields(self)))
 
+    def flat(self) -> torch.Tensor:
+        """(B, 3 + 3 P + S + 3) one row per hand: global rotation, joint rotations, shape, translation (the
+        order of the analytic Jacobians' columns)."""
+        return torch.cat([self.global_orient, self.hand_pose.flatten(1), self.betas, self.transl], dim=1)
+
     @staticmethod
     def cat(items: list[HandParams]) -> HandParams:
         return HandParams(*(torch.cat([getattr(p, f.name) for p in items]) for f in fields(HandParams)))
