@@ -238,9 +238,9 @@ def hand_kinematics(model: HandModel):
     keypoints and its mesh vertices as skinned points."""
     from inscene.kernels.handkin import HandKinematics, HandPoints, sparse_weights
 
-    cache = model.__dict__.setdefault("_jacobian_static", {})
-    if "numba" in cache:
-        return cache["numba"]
+    cached = model.__dict__.get("_handkin")
+    if cached is not None:
+        return cached
     st = _static(model)
 
     def f64(t: torch.Tensor) -> np.ndarray:
@@ -267,8 +267,8 @@ def hand_kinematics(model: HandModel):
         V = model.num_vertices
         pd = np.ascontiguousarray(f64(model.posedirs).reshape(J - 1, 3, 3, V, 3).transpose(3, 0, 1, 2, 4))
     vertices = HandPoints(f64(model.v_template), f64(model.shapedirs), pd, *sparse_weights(f64(model.weights)))
-    cache["numba"] = (kin, keypoints, vertices)
-    return cache["numba"]
+    model.__dict__["_handkin"] = (kin, keypoints, vertices)
+    return kin, keypoints, vertices
 
 
 _NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
