@@ -296,9 +296,14 @@ class EngineConfig:
     workers: bool = True
     """Run the per-frame hand fit and the window in worker processes of their own (they are
     interpreter-bound: in threads of one process they take turns instead of sharing the cores)."""
+    kernel_threads: int = 1
+    """numba threads of each stage (its thread, or its worker process). The stages run side by side and keep
+    the cores busy, so a kernel's parallel region would wait for a core another stage holds (the window's
+    CPU per frame doubled with a busy neighbour); 0 leaves numba's default (all cores)."""
 
     def __post_init__(self) -> None:
         _check(self.queue_size >= 1, "engine.queue_size", self.queue_size, "must be >= 1")
+        _check(self.kernel_threads >= 0, "engine.kernel_threads", self.kernel_threads, "must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from .errors import InsceneError, SourceError, StageError
 from .frame import Frame, Packet, without_pixels
 from .queues import BoundedQueue, Closed
 from .sources.base import Source
-from .stage import RunContext, Stage
+from .stage import RunContext, Stage, use_stage_threads
 
 _EOS = object()
 _RESERVED = {"decode", "latency", "source"}
@@ -192,6 +192,7 @@ class Pipeline:
             self.stop(f"error in stage '{stage.name}'")
 
         try:
+            use_stage_threads(ctx.config)
             stage.setup(ctx)
         except BaseException as e:  # noqa: BLE001 - reported, run stops cleanly
             fail(e, None)
@@ -226,13 +227,13 @@ class Pipeline:
             if stage.timed:
                 packet.timing[stage.name] = packet.timing.get(stage.name, 0.0) + (time.perf_counter() - t0) * 1e3
             emit(out)
+        if qout is not None:  # downstream finishes while this stage closes (a worker process takes ~1 s to end)
+            qout.put(_EOS, force=True)
         try:
             stage.close()
         except BaseException as e:  # noqa: BLE001
             if not failed:
                 fail(e, None)
-        if qout is not None:
-            qout.put(_EOS, force=True)
 
     def _intake(self, item: tuple[Frame, float]) -> Packet:
         """Give a frame its row (rows count frames that entered, so drops leave no gaps)."""

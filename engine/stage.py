@@ -72,3 +72,13 @@ class Stage:
 
     def close(self) -> None:
         """Release resources; called once even after an error."""
+
+
+def use_stage_threads(config: RunConfig) -> None:
+    """Give the calling thread (a stage's) ``engine.kernel_threads`` numba threads; numba's thread count is
+    per calling thread, so the pipeline calls this in every stage thread and worker process before setup."""
+    n = config.engine.kernel_threads
+    if n > 0:
+        import numba
+
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))

@@ -24,6 +24,7 @@ reports it like any stage error; a child that dies is reported the same way.
 
 from __future__ import annotations
 
+import os
 import pickle
 import signal
 import socket
@@ -38,7 +39,7 @@ import numpy as np
 
 from .errors import InsceneError
 from .frame import Packet, without_image
-from .stage import RunContext, Stage
+from .stage import RunContext, Stage, use_stage_threads
 from .store.schema import ArraySpec
 
 START_TIMEOUT_S = 600.0
@@ -185,6 +186,7 @@ def _serve(conn: Any) -> None:
                 value: Any = None
             elif op == "setup":
                 stage = factory(*args)
+                use_stage_threads(arg.config)
                 stage.setup(arg)
                 value = None
             elif op == "process":
@@ -197,13 +199,21 @@ def _serve(conn: Any) -> None:
                 if stage is not None:
                     stage.close()
                 conn.send_bytes(pickle.dumps((True, None)))
-                return
+                _exit_now()
             else:
                 raise ValueError(f"unknown worker request '{op}'")
             reply = pickle.dumps((True, value), protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the parent
             reply = pickle.dumps((False, _portable(e)), protocol=pickle.HIGHEST_PROTOCOL)
         conn.send_bytes(reply)
+
+
+def _exit_now() -> None:
+    """End the child at once: its stage is closed and its results are with the parent, so the interpreter's
+    teardown (torch's and numba's modules, ~1 s) is skipped; the parent is waiting on the exit."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _portable(e: BaseException) -> BaseException:

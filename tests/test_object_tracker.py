@@ -212,3 +212,15 @@ def test_loss_is_detected_and_the_object_found_again(mug_seq):
     for i in range(back, min(back + 4, 28)):
         e = est[i - 1]
         assert e.valid and rot_err(e.T_cam_obj, poses[i]) < 3 and trans_err(e.T_cam_obj, poses[i]) < 0.01
+
+
+def test_the_warm_up_finds_the_object_it_shows():
+    """A stage's set-up runs the first frame's box search on a rendered view of the object (numba's kernels
+    load there, not on the run's first frame); the search finds that view."""
+    from inscene.models.objects.session import warmup, warmup_pose
+
+    mesh = ycb("mug")
+    K = np.array([[600.0, 0, 330], [0, 600, 235], [0, 0, 1]])
+    est = warmup(mesh, K, (480, 640), config=FAST)
+    assert est.state == "initialized"
+    assert trans_err(est.T_cam_obj, warmup_pose(mesh, K, (480, 640))) < 0.02

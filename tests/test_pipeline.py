@@ -242,3 +242,55 @@ def test_stop_ends_the_run_cleanly():
     rows = [q.row for q in sink.packets]
     assert 0 < len(rows) < 10_000_000 and rows == list(range(len(rows)))
     assert p.stats.stopped_by == "SIGINT" and not p.stats.errors and sink.flushed
+
+
+def test_downstream_finishes_while_a_stage_closes():
+    """The end-of-stream marker goes on before a stage's ``close`` (a worker process takes ~1 s to end): the
+    sink has flushed, and every row is through, while the stage before it is still closing."""
+
+    class SlowClose(Stage):
+        name = "slow_close"
+
+        def __init__(self) -> None:
+            self.closing = threading.Event()
+            self.release = threading.Event()
+
+        def close(self) -> None:
+            self.closing.set()
+            assert self.release.wait(10.0)
+
+    slow, sink = SlowClose(), Collect()
+    source = CountingSource(12)
+    source.open()
+    p = Pipeline(source, [slow, sink], live=False, queue_size=4, source_queue_size=4)
+    p.start(ctx())
+    assert slow.closing.wait(10.0)
+    deadline = time.monotonic() + 10.0
+    while not sink.flushed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    flushed_while_closing = sink.flushed
+    slow.release.set()
+    p.wait()
+    assert flushed_while_closing and [q.row for q in sink.packets] == list(range(12))
+
+
+def test_each_stage_thread_runs_numba_on_engine_kernel_threads():
+    """numba's thread count is per calling thread: every stage thread gets ``engine.kernel_threads`` before
+    its setup (1 by default), 0 leaves numba's own default."""
+    import numba
+
+    class Threads(Stage):
+        name = "threads"
+
+        def setup(self, c):
+            self.seen = numba.get_num_threads()
+
+    for k, want in ((1, 1), (0, numba.config.NUMBA_NUM_THREADS)):
+        stage = Threads()
+        source = CountingSource(2)
+        source.open()
+        cfg = RunConfig().override([f"engine.kernel_threads={k}"])
+        p = Pipeline(source, [stage, Collect()], live=False, queue_size=4, source_queue_size=4)
+        p.start(RunContext(cfg, np.eye(3), None))
+        p.wait()
+        assert stage.seen == want

@@ -229,3 +229,33 @@ def test_a_stage_without_time_based_work_is_not_asked_to_tick():
     """The pipeline ticks idle stages every 20 ms; a worker stage whose stage has no ``tick`` answers at once
     (here before any child exists: a round trip would fail with 'not running')."""
     assert WorkerStage(Lagging(), Lagging).tick() == []
+
+
+class Threads(Lagging):
+    """Reports numba's thread count in the worker process and the process's exit code on close."""
+
+    def setup(self, ctx: RunContext) -> None:
+        import numba
+
+        super().setup(ctx)
+        self.threads = numba.get_num_threads()
+
+    def process(self, packet: Packet) -> list[Packet]:
+        out = super().process(packet)
+        packet.data["running"] = (self.threads, self.pid)
+        return out
+
+
+def test_the_worker_runs_numba_on_engine_kernel_threads_and_ends_at_close():
+    import numba
+
+    for k, want in ((1, 1), (0, numba.config.NUMBA_NUM_THREADS)):
+        worker = WorkerStage(Threads(), Threads)
+        worker.setup(RunContext(RunConfig().override([f"engine.kernel_threads={k}"]), np.eye(3), None))
+        proc = worker._proc
+        try:
+            out = worker.process(_packets(1)[0]) + worker.flush()
+        finally:
+            worker.close()
+        assert out[0].data["running"][0] == want
+        assert proc.returncode == 0  # ended at once after answering 'close', cleanly

@@ -113,12 +113,14 @@ class RegionObjectTracker(_ObjectPoseStage):
         """Frames per tracking state (``tracking``, ``lost``, ``recovered``, ...)."""
 
     def setup(self, ctx: RunContext) -> None:
-        from inscene.models.objects.session import TrackingSession
+        from inscene.models.objects.session import TrackingSession, warmup
 
         info = ctx.source_info
         if getattr(info, "width", None) and getattr(info, "height", None):
             self.init.check_size(int(info.width), int(info.height))
         self.session = TrackingSession(self.mesh, ctx.K, self.model, self.config)
+        if getattr(info, "width", None) and getattr(info, "height", None):
+            warmup(self.mesh, ctx.K, (int(info.height), int(info.width)), self.model, self.config)
 
     def process(self, packet: Packet) -> list[Packet]:
         from inscene.models.objects.occlusion import occlusion_from_packet

@@ -160,3 +160,42 @@ class TrackingSession:
         h, w = shape[:2]
         m = self.config.loss.recover_margin * float(np.sqrt(np.prod(np.ptp(c, axis=0)) + 1.0))
         return float(np.mean((c[:, 0] >= m) & (c[:, 0] <= w - 1 - m) & (c[:, 1] >= m) & (c[:, 1] <= h - 1 - m)))
+
+
+def warmup_pose(mesh: ObjectMesh, K: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Where :func:`warmup` shows the object: unrotated, its box centred in the image, about a third of the
+    image high."""
+    h, w = size
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    centre = 0.5 * (mesh.vertices.min(0) + mesh.vertices.max(0))
+    span = float(np.linalg.norm(mesh.extents))
+    z = max(fy * span / (h / 3.0), 2.0 * span)
+    T = np.eye(4)
+    T[:3, 3] = np.array([(w / 2 - cx) * z / fx, (h / 2 - cy) * z / fy, z]) - centre
+    return T
+
+
+def warmup(mesh: ObjectMesh, K: np.ndarray, size: tuple[int, int], model: ViewpointModel | None = None,
+           config: SessionConfig | None = None) -> Estimate:
+    """Start a throwaway session from a box on a rendered view of the object, then track one frame.
+
+    A run's first frame searches the box for the pose; done cold it also pays numba's loading of every
+    kernel the search and the tracker call and their first calls' one-off costs (~0.5 s of the ~1 s). A stage
+    calls this in its set-up instead (``size`` is (H, W) of the run's frames). Returns the start's estimate.
+    """
+    from inscene.kernels.shading import Appearance, render
+
+    h, w = size
+    T = warmup_pose(mesh, K, size)
+    rgb, raster = render([(mesh.vertices, mesh.faces)], T[None], K, (h, w), [Appearance(color=(0.8, 0.35, 0.2))])
+    inside = raster.mesh_id >= 0
+    image = np.where(inside[..., None], rgb, np.uint8(70))
+    ys, xs = np.nonzero(inside)
+    if len(xs) == 0:  # nothing in view (an odd camera): no warm-up, the first frame pays
+        return Estimate(None, float("nan"), 0.0, "not-found")
+    box = (float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1))
+    session = TrackingSession(mesh, K, model, config)
+    est = session.start(image, box=box)
+    if est.valid:
+        session.step(image)
+    return est
