@@ -7,6 +7,7 @@ The end-to-end case (the window in a worker equals the offline pass) is in ``tes
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -259,3 +260,20 @@ def test_the_worker_runs_numba_on_engine_kernel_threads_and_ends_at_close():
             worker.close()
         assert out[0].data["running"][0] == want
         assert proc.returncode == 0  # ended at once after answering 'close', cleanly
+
+
+def test_tensors_cross_the_pipe_as_numpy_arrays_and_come_back_equal():
+    import torch
+
+    from inscene.engine.worker import dumps
+
+    x = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    parts = {"plain": x, "view": x.t(), "int": torch.tensor([3, 1], dtype=torch.int64),
+             "grad": torch.ones(2, requires_grad=True), "bf16": torch.ones(3, dtype=torch.bfloat16)}
+    back = pickle.loads(dumps(parts))
+    for k, v in parts.items():
+        assert type(back[k]) is torch.Tensor and back[k].dtype == v.dtype and back[k].shape == v.shape, k
+        assert torch.equal(back[k].detach(), v.detach()), k
+    assert back["grad"].requires_grad  # torch's own pickling kept it
+    back["plain"][0, 0] = 7.0  # a copy, writable, not the sender's memory
+    assert x[0, 0] == 0.0
