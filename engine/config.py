@@ -219,8 +219,13 @@ class WindowConfig:
 
     @property
     def lag(self) -> int:
-        """Frames between a frame's arrival and its stage-1 decision."""
+        """Frames between a frame's arrival and its stage-1 decision, at least (the last of a stride's frames)."""
         return self.size - self.stride
+
+    @property
+    def hold(self) -> int:
+        """Frames between a frame's arrival and its stage-1 decision, at most (the first of a stride's frames)."""
+        return self.size - 1
 
 
 @dataclass(frozen=True)

@@ -149,11 +149,11 @@ def run_chain(rows, model, stages_after, cfg: RunConfig, pace_s: float = 0.0, re
 def test_stage_between_synthetic_feed_and_asserting_sink(hand):
     rows, truth, rg = scenario(hand)
     # both opt-in; the approach re-solved at the onset itself (settle_s=0: test_the_approach_waits_for_the_contact..)
-    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=1.0, retreat=True, settle_s=0.0)
+    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=1.3, retreat=True, settle_s=0.0)
     sink = Collect()
     grasp, _ = run_chain(rows, hand, [sink], cfg)
     horizon = grasp._horizon
-    assert abs(horizon - (1.0 - cfg.window.lag / FPS)) < 1e-9
+    assert abs(horizon - (1.3 - cfg.window.hold / FPS)) < 1e-9
     by_row: dict[int, list[Packet]] = {}
     for p in sink.packets:
         by_row.setdefault(p.row, []).append(p)
@@ -211,7 +211,7 @@ def test_the_approach_waits_for_the_contact_to_settle_and_takes_its_latest_hand_
     for k, r in enumerate(rg["contact"]):  # the size measured through the contact grows
         h = rows[r]["right"]
         rows[r]["right"] = dataclasses.replace(h, betas=np.asarray(h.betas) + np.r_[0.002 * k, np.zeros(len(h.betas) - 1)])
-    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=2.0, settle_s=0.2)
+    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=2.5, settle_s=0.2)
     sink = Collect()
     grasp, _ = run_chain(rows, hand, [sink], cfg)
     assert [s["kind"] for s in grasp.solves] == ["approach"]

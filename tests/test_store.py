@@ -46,6 +46,24 @@ def test_rows_roundtrip_and_trim(tmp_path):
     assert zarr.open_array(str(tmp_path / "s.zarr"), path="hand/right/joints", mode="r").shape == (21, 21, 3)
 
 
+def test_latency_is_taken_when_a_row_is_written_final_not_when_the_watermark_passes(tmp_path):
+    """Glass-to-final is a row's arrival to the flush that writes it final (a live reader sees it final from
+    then on), also above the watermark, while an earlier row is still provisional."""
+    w = make(tmp_path / "s.zarr")
+    t0 = time.monotonic()
+    w.put(0, row(0), Status.PROVISIONAL, arrival=t0)
+    w.put(1, row(1), Status.FINAL, arrival=t0)
+    w.flush()
+    first = time.monotonic()
+    time.sleep(0.05)
+    w.put(0, row(0, **{"frames/revision": 1}), Status.FINAL)
+    w.flush()
+    w.close("complete")
+    lat = open_result(tmp_path / "s.zarr").timing()["latency"]
+    assert lat[1] <= (first - t0) * 1e3 + 1.0  # row 1 at the first flush, though the watermark stayed at 0
+    assert lat[0] >= 50.0 and lat[0] > lat[1]  # row 0 when its final values were written
+
+
 def test_watermark_stops_at_provisional_rows_and_rewrites_bump_revision(tmp_path):
     w = make(tmp_path / "s.zarr")
     for i in range(12):

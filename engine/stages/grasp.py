@@ -24,7 +24,7 @@ written last. Rows may leave in any order; the store's watermark only advances
 over a prefix of final rows.
 
 Bound: a frame waits at most ``grasp.buffer_s`` from its arrival (in presentation
-time, the window's lag included) before it is decided. On resume every buffered
+time, the window's hold included) before it is decided. On resume every buffered
 frame is above the watermark (it was provisional), so the buffer restarts empty
 at the watermark, as the uninterrupted run had it there: no history is needed.
 """
@@ -162,9 +162,10 @@ class GraspStage(Stage):
     def setup(self, ctx: RunContext) -> None:
         self._K = np.asarray(ctx.K, np.float64)
         fps = getattr(ctx.source_info, "fps", None) or 30.0
-        lag_s = self.run.window.lag / fps if self.run.window.enabled else 0.0
-        # frames reach this stage the window's lag after they arrived: keep them that much less
-        self._horizon = max(self.config.buffer_s - lag_s, min(self.config.buffer_s, 0.5))
+        hold_s = self.run.window.hold / fps if self.run.window.enabled else 0.0
+        # frames reach this stage up to the window's hold after they arrived (and the newest frame here may
+        # be that much behind the newest that arrived): keep them that much less
+        self._horizon = max(self.config.buffer_s - hold_s, min(self.config.buffer_s, 0.5))
         if self.grid is None and self.run.object.mesh is not None:
             from inscene.kernels import sdf_grid
             from inscene.models.objects.mesh import load_object_mesh

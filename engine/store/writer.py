@@ -119,6 +119,7 @@ class StoreWriter:
         self._capacity = int(root["frames/status"].shape[0])
         self._status: dict[int, int] = {}  # status of rows >= watermark
         self._arrival: dict[int, float] = {}
+        self._final_rows: set[int] = set()  # rows put final since the last flush (their latency is its time)
         self._pending = 0
         self._group_open = False
         self._published = int(root.attrs.get("flushed_rows", watermark))  # rows provisional readers may read
@@ -212,6 +213,8 @@ class StoreWriter:
         self._status[row] = int(status)
         if arrival is not None:
             self._arrival[row] = arrival
+        if status == Status.FINAL and row in self._arrival:
+            self._final_rows.add(row)
         if row < self._published:
             self._rewrites = True
         self.rows = max(self.rows, row + 1)
@@ -234,13 +237,15 @@ class StoreWriter:
         new_wm = self.watermark
         while self._status.get(new_wm) == Status.FINAL:
             new_wm += 1
-        if new_wm > self.watermark and "timing/latency" in self._arrays:
+        if self._final_rows and "timing/latency" in self._arrays:
+            # a row's final write is this flush (a live reader sees it final from now on; the watermark, the
+            # final prefix, may pass it later, when earlier rows still wait provisional in stage 2's buffer)
             lat = self._arrays["timing/latency"]
-            for row in range(self.watermark, new_wm):
-                if row in self._arrival:
-                    c, r = divmod(row, self._chunk)
-                    self._chunk_rows(lat, c)[r] = (t0 - self._arrival[row]) * 1e3
-                    lat.dirty.add(c)
+            for row in self._final_rows:
+                c, r = divmod(row, self._chunk)
+                self._chunk_rows(lat, c)[r] = (t0 - self._arrival[row]) * 1e3
+                lat.dirty.add(c)
+        self._final_rows.clear()
         need = -(-self.rows // self._chunk) * self._chunk
         if need > self._capacity:
             for buf in self._arrays.values():
