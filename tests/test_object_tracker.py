@@ -224,3 +224,31 @@ def test_the_warm_up_finds_the_object_it_shows():
     est = warmup(mesh, K, (480, 640), config=FAST)
     assert est.state == "initialized"
     assert trans_err(est.T_cam_obj, warmup_pose(mesh, K, (480, 640))) < 0.02
+
+
+def test_texture_correlation_in_the_objects_box_equals_the_full_frame_rendering(mug_seq):
+    """The search ranks its candidates by the rendering's correlation with the image, rendered in the object's
+    box only; the full frame's rendering (the naive twin, here) gives the same value."""
+    from inscene.kernels import Appearance, render
+    from inscene.models.objects.init import texture_correlation
+
+    mesh, seq = mug_seq
+    assert mesh.texture is not None or mesh.vertex_colors is not None
+    h, w = seq.images.shape[1:3]
+
+    def full_frame(image, T, occ):
+        app = [Appearance(uv=mesh.uv, texture=mesh.texture, vertex_colors=mesh.vertex_colors)]
+        rgb, raster = render([(mesh.vertices, mesh.faces)], T[None], seq.K, (h, w), app, ambient=0.45)
+        m = (raster.mesh_id == 0) & ~occ
+        a, b = rgb[m].astype(np.float64).mean(1), image[m].astype(np.float64).mean(1)
+        a, b = a - a.mean(), b - b.mean()
+        return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+    rng = np.random.default_rng(4)
+    for f, shift in ((0, 0.0), (17, 0.01), (33, 0.01)):
+        T = seq.T_cam_obj[f].copy()
+        T[:3, 3] += rng.normal(0, shift, 3)
+        got = texture_correlation(seq.images[f], mesh, T, seq.K, seq.hand[f])
+        assert got != 0.0 and abs(got - full_frame(seq.images[f], T, seq.hand[f])) < 1e-9
+        if shift == 0.0:
+            assert got > 0.5  # the true pose's rendering looks like the image

@@ -93,15 +93,30 @@ def texture_correlation(image: np.ndarray, mesh: ObjectMesh, T: np.ndarray, K: n
     if mesh.texture is None and mesh.vertex_colors is None:
         return 0.0
     h, w = image.shape[:2]
+    # rendered in the object's box only (the same pixel centres: the principal point moves with the box)
+    Xc = mesh.vertices @ T[:3, :3].T + T[:3, 3]
+    front = Xc[:, 2] > 1e-3
+    if not front.all():  # reaching behind the camera: the whole image
+        x0, y0, x1, y1 = 0, 0, w, h
+    else:
+        u = K[0, 0] * Xc[:, 0] / Xc[:, 2] + K[0, 2]
+        v = K[1, 1] * Xc[:, 1] / Xc[:, 2] + K[1, 2]
+        x0, y0 = max(int(np.floor(u.min())) - 1, 0), max(int(np.floor(v.min())) - 1, 0)
+        x1, y1 = min(int(np.ceil(u.max())) + 2, w), min(int(np.ceil(v.max())) + 2, h)
+        if x1 <= x0 or y1 <= y0:
+            return 0.0
+    Kc = np.array(K, dtype=np.float64)
+    Kc[0, 2] -= x0
+    Kc[1, 2] -= y0
     app = [Appearance(uv=mesh.uv, texture=mesh.texture, vertex_colors=mesh.vertex_colors)]
-    rgb, raster = render([(mesh.vertices, mesh.faces)], T[None], K, (h, w), app, ambient=0.45)
+    rgb, raster = render([(mesh.vertices, mesh.faces)], T[None], Kc, (y1 - y0, x1 - x0), app, ambient=0.45)
     m = raster.mesh_id == 0
     if occlusion is not None:
-        m &= ~occlusion
+        m &= ~occlusion[y0:y1, x0:x1]
     if m.sum() < 50:
         return 0.0
     a = rgb[m].astype(np.float64).mean(1)
-    b = image[m].astype(np.float64).mean(1)
+    b = image[y0:y1, x0:x1][m].astype(np.float64).mean(1)
     a, b = a - a.mean(), b - b.mean()
     d = np.sqrt((a * a).sum() * (b * b).sum())
     return float((a * b).sum() / d) if d > 0 else 0.0
@@ -135,8 +150,7 @@ def initialize(tracker: RegionTracker, image: np.ndarray, *, box: tuple[float, f
             T = tracker.refine(image, T, occlusion, prob=prob, iterations=c.passes)
             tracker.reset(image, T, occlusion)
         else:
-            tracker.hist = (hist or box_histograms(image, box, tracker.config.histogram_bins, c.ring,
-                                                   occlusion)).copy()
+            tracker.hist = base.copy()  # the box's (or the known) histograms, the same for every hypothesis
             # the box's colours mix object and background: re-estimate them along this hypothesis' contour
             own = c.known_colors if hist is not None else c.hypothesis_colors
             tracker.update_histograms(image, T, occlusion, rate=own)
