@@ -86,8 +86,10 @@ class HandsConfig:
 
     provider: str = "auto"
     """Model runtime for the detector networks: auto, tensorrt, cuda, cpu, torch (see inscene.models.runtime)."""
-    threads: int = 0
-    """CPU threads of the detector networks (0: the runtime's default)."""
+    threads: int = 1
+    """CPU threads of the detector networks (0: the runtime's default). One: the networks are small, and a second
+    thread cost more CPU than it saved time (ONNX Runtime, landmarks 7.5 ms on one thread, 12.4 ms of CPU for
+    7.6 ms on two; palms 16 ms, 23 ms of CPU for 14.5 ms) while the engine's other stages want the other core."""
     max_hands: int = 2
     """Hands tracked at most."""
     search_interval: int = 10
