@@ -64,6 +64,24 @@ def test_latency_is_taken_when_a_row_is_written_final_not_when_the_watermark_pas
     assert lat[0] >= 50.0 and lat[0] > lat[1]  # row 0 when its final values were written
 
 
+def test_root_attributes_written_by_the_writer_read_back_through_zarr(tmp_path):
+    """The writer rewrites the root ``zarr.json`` itself (zarr's update_attributes is slow): zarr reads the
+    result, with the attributes it set at creation kept."""
+    import zarr
+
+    w = make(tmp_path / "s.zarr")
+    for i in range(5):
+        w.put(i, row(i), Status.FINAL, arrival=time.monotonic())
+    w.flush()
+    w.set_attrs(note={"a": [1, 2]})
+    g = zarr.open_group(str(tmp_path / "s.zarr"), mode="r")
+    assert g.attrs["finalized_frames"] == 5 and g.attrs["flushed_rows"] == 5 and g.attrs["note"] == {"a": [1, 2]}
+    assert g.attrs["source"] == {"uri": "test"} and g.attrs["state"] == "running"
+    assert g["hand/right/joints"].shape[1:] == (21, 3)  # the group's members are still found
+    w.close("complete")
+    assert zarr.open_group(str(tmp_path / "s.zarr"), mode="r").attrs["state"] == "complete"
+
+
 def test_watermark_stops_at_provisional_rows_and_rewrites_bump_revision(tmp_path):
     w = make(tmp_path / "s.zarr")
     for i in range(12):
