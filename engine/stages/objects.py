@@ -91,7 +91,7 @@ class RegionObjectTracker(_ObjectPoseStage):
 
     consumes = ("frame",)
     input_queue = 64
-    """The first frame searches the box for the pose (~1 s alone, up to 2 s beside the other stages): later
+    """The first frame searches the box for the pose (~0.35 s alone, up to ~0.8 s beside the other stages): later
     frames wait here meanwhile (their pixels: ~60 MB at 640 x 480, ~400 MB at 1080p), not in the detector
     (a live source would drop them), and the tracker catches up at ~2 ms per frame."""
     history = 1 << 30
