@@ -284,6 +284,10 @@ class GraspConfig:
     """Human-motion prior of the approach: minimum_jerk (Flash & Hogan wrist path + aperture profile)."""
     retreat: bool = False
     """Also re-solve the retreat after a release (off by default: on the synthetic suite it made the retreat worse)."""
+    keep_frames: int = -1
+    """The last frames before an onset that keep stage 1's values instead of being re-solved (-1: the window's
+    lag, the frames it always decided with the contact frames in view; 0: re-solve every buffered frame). The
+    re-solve ends on the first kept frame, at the size the contact measured."""
     settle_s: float = 1.0
     """After an onset, the approach waits this long in contact (within the buffer's bound) before it is re-solved:
     the contact frames measure the hand's size against the object, and the approach takes the latest measure."""
@@ -291,6 +295,7 @@ class GraspConfig:
     def __post_init__(self) -> None:
         _check(self.buffer_s > 0, "grasp.buffer_s", self.buffer_s, "must be > 0")
         _check(self.settle_s >= 0, "grasp.settle_s", self.settle_s, "must be >= 0")
+        _check(self.keep_frames >= -1, "grasp.keep_frames", self.keep_frames, "must be >= -1 (-1: the window's lag)")
         _check(self.prior in ("minimum_jerk",), "grasp.prior", self.prior, "choose minimum_jerk")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -149,7 +150,7 @@ def run_chain(rows, model, stages_after, cfg: RunConfig, pace_s: float = 0.0, re
 def test_stage_between_synthetic_feed_and_asserting_sink(hand):
     rows, truth, rg = scenario(hand)
     # both opt-in; the approach re-solved at the onset itself (settle_s=0: test_the_approach_waits_for_the_contact..)
-    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=1.3, retreat=True, settle_s=0.0)
+    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=1.3, retreat=True, settle_s=0.0, keep_frames=0)
     sink = Collect()
     grasp, _ = run_chain(rows, hand, [sink], cfg)
     horizon = grasp._horizon
@@ -244,11 +245,43 @@ def test_the_solves_take_the_contact_frames_beside_the_fixed_frame(hand, monkeyp
         monkeypatch.setattr(G, name, spy)
     rows, _, rg = scenario(hand, n_contact=10)
     rows = [{k: v for k, v in r.items() if k == "right"} for r in rows]
-    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=2.0, settle_s=0.2, retreat=True)
+    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=2.0, settle_s=0.2, retreat=True, keep_frames=0)
     run_chain(rows, hand, [Collect()], cfg)
     onset, last = rg["onset"], rg["contact"][-1]
     np.testing.assert_allclose(seen["complete_approach"], [(onset + 1) / FPS, (onset + 2) / FPS])
     np.testing.assert_allclose(seen["complete_retreat"], [(last - 2) / FPS, (last - 1) / FPS])
+
+
+def test_the_last_frames_before_an_onset_keep_stage_1s_values(hand, monkeypatch):
+    """By default the window's lag's worth of frames before an onset (the window always decided them with the
+    contact frames in view) keep stage 1's values, marked approach but not revised; the re-solve ends on the
+    first of them, with the next ones as its fixed neighbours."""
+    import inscene.engine.stages.grasp as G
+
+    seen: dict[str, Any] = {}
+    real = G.complete_approach
+
+    def spy(model, K, frames, end, times, *a, **k):
+        seen.update(frames=len(frames), end_time=float(times[-1]), neighbours=[t for t, _ in k["neighbours"]])
+        return real(model, K, frames, end, times, *a, **k)
+
+    monkeypatch.setattr(G, "complete_approach", spy)
+    rows, _, rg = scenario(hand)
+    rows = [{k: v for k, v in r.items() if k == "right"} for r in rows]
+    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=4.0, settle_s=0.0)
+    lag = cfg.window.lag
+    sink = Collect()
+    run_chain(rows, hand, [sink], cfg)
+    final = {p.row: p for p in sink.packets if p.status == Status.FINAL}
+    onset = rg["onset"]
+    kept = list(range(onset - lag, onset))
+    assert seen["frames"] == onset - lag and abs(seen["end_time"] - kept[0] / FPS) < 1e-9
+    np.testing.assert_allclose(seen["neighbours"], [(kept[0] + 1) / FPS, (kept[0] + 2) / FPS])
+    for r in rg["approach"]:
+        assert final[r].fields["hand/right/motion"] == Motion.APPROACH
+        assert bool(final[r].fields["hand/right/revised"]) == (r not in kept)
+    for r in kept:  # stage 1's values, untouched
+        np.testing.assert_array_equal(final[r].fields["hand/right/joints"], rows[r]["right"].keypoints)
 
 
 def test_a_grasp_again_after_a_short_release_is_solved_between_the_contacts(hand):
@@ -284,8 +317,8 @@ def test_disabled_stage_finalizes_as_is(hand):
 def test_store_reader_sees_provisional_then_final_never_half_a_segment(hand, tmp_path):
     rows, _, _ = scenario(hand)
     rows = [{k: v for k, v in r.items() if k == "right"} for r in rows]
-    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=1.0).replace("store", chunk_frames=16, flush_frames=2,
-                                                             flush_interval_s=0.0)
+    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=1.0, keep_frames=0).replace(
+        "store", chunk_frames=16, flush_frames=2, flush_interval_s=0.0)
     grasp_specs = GraspStage(cfg, models={"right": hand, "left": hand}).fields()
     feed_specs = WindowFeed(rows, hand.num_pose_joints, hand.num_betas).fields()
     out = tmp_path / "g.zarr"

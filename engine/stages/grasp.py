@@ -66,7 +66,8 @@ class Motion(IntEnum):
     FREE = 1
     """Away from the object: finalized as stage 1 had it (fell off the buffer, or the stream ended)."""
     APPROACH = 2
-    """Re-solved backward from a contact onset."""
+    """Before a contact onset: re-solved backward from it, or (``revised`` False) one of the last
+    ``grasp.keep_frames`` before it, kept as stage 1 decided them."""
     CONTACT = 3
     """In contact (stage 1's values)."""
     RETREAT = 4
@@ -143,6 +144,7 @@ class GraspStage(Stage):
         self.grid = grid
         self._K: np.ndarray | None = None
         self._horizon = self.config.buffer_s
+        self._keep = 0
         self._rows: dict[int, _Row] = {}
         self._tracks = {s: _Track() for s in SIDES}
         self.solves: list[dict[str, Any]] = []
@@ -166,6 +168,8 @@ class GraspStage(Stage):
         # frames reach this stage up to the window's hold after they arrived (and the newest frame here may
         # be that much behind the newest that arrived): keep them that much less
         self._horizon = max(self.config.buffer_s - hold_s, min(self.config.buffer_s, 0.5))
+        keep = self.config.keep_frames
+        self._keep = (self.run.window.lag if self.run.window.enabled else 0) if keep < 0 else keep
         if self.grid is None and self.run.object.mesh is not None:
             from inscene.kernels import sdf_grid
             from inscene.models.objects.mesh import load_object_mesh
@@ -302,6 +306,7 @@ class GraspStage(Stage):
         t0 = time.perf_counter()
         times = [f.time for f in frames]
         hands = [f.hand for f in frames]
+        kept: list[_Frame] = []
         if (tr.retreat or tr.since_release) and tr.released is not None:
             h0, t_0, _ = tr.released
             revised = complete_between(self.models[side], self._K, h0, hands, h_end, np.array([t_0, *times, t_end]),
@@ -309,13 +314,23 @@ class GraspStage(Stage):
                                        neighbours=tr.before_release + tr.after_onset)
             kind = "between"
         else:
+            keep = self._keep
+            if 0 < keep < len(frames):  # the frames the window decided with the contact in view keep its values
+                frames, kept = frames[:-keep], frames[-keep:]
+                times, hands = times[:-keep], hands[:-keep]
+                poses = poses[:-keep] if poses is not None else None
+                h_end = dataclasses.replace(kept[0].hand, betas=np.asarray(size.betas).copy())
+                t_end = kept[0].time
+                neighbours = [(f.time, f.hand) for f in kept[1:1 + NEIGHBOURS]]
+            else:
+                neighbours = tr.after_onset
             revised = complete_approach(self.models[side], self._K, hands, h_end, np.array([*times, t_end]),
-                                        self.prior, self.grid, poses, self.completion, neighbours=tr.after_onset)
+                                        self.prior, self.grid, poses, self.completion, neighbours=neighbours)
             kind = "approach"
         tr.retreat = tr.since_release = False
         self.solves.append({"side": side, "kind": kind, "frames": len(frames),
                             "ms": (time.perf_counter() - t0) * 1e3})
-        return self._apply(side, frames, revised, Motion.APPROACH)
+        return self._apply(side, frames, revised, Motion.APPROACH) | self._keep_as_is(side, kept)
 
     def _solve_retreat(self, side: str) -> set[int]:
         tr = self._tracks[side]
@@ -338,6 +353,17 @@ class GraspStage(Stage):
         for f in frames:
             r = self._rows.get(f.row)
             if r is not None:
+                r.pending.discard(side)
+                touched.add(f.row)
+        return touched
+
+    def _keep_as_is(self, side: str, frames: list[_Frame]) -> set[int]:
+        """Approach frames just before an onset that keep stage 1's values (``grasp.keep_frames``)."""
+        touched = set()
+        for f in frames:
+            r = self._rows.get(f.row)
+            if r is not None:
+                self._set(r.packet, side, None, Motion.APPROACH)
                 r.pending.discard(side)
                 touched.add(f.row)
         return touched
