@@ -282,6 +282,17 @@ def test_the_last_frames_before_an_onset_keep_stage_1s_values(hand, monkeypatch)
         assert bool(final[r].fields["hand/right/revised"]) == (r not in kept)
     for r in kept:  # stage 1's values, untouched
         np.testing.assert_array_equal(final[r].fields["hand/right/joints"], rows[r]["right"].keypoints)
+    # an approach no longer than the kept frames is not re-solved at all
+    seen.clear()
+    rows, _, rg = scenario(hand, n_approach=lag - 2)
+    rows = [{k: v for k, v in r.items() if k == "right"} for r in rows]
+    sink = Collect()
+    run_chain(rows, hand, [sink], cfg)
+    final = {p.row: p for p in sink.packets if p.status == Status.FINAL}
+    assert not seen
+    for r in rg["approach"]:
+        assert final[r].fields["hand/right/motion"] == Motion.APPROACH and not final[r].fields["hand/right/revised"]
+        np.testing.assert_array_equal(final[r].fields["hand/right/joints"], rows[r]["right"].keypoints)
 
 
 def test_a_grasp_again_after_a_short_release_is_solved_between_the_contacts(hand):
@@ -291,7 +302,7 @@ def test_a_grasp_again_after_a_short_release_is_solved_between_the_contacts(hand
     rows = [{k: v for k, v in r.items() if k == "right"} for r in rows]
     again = rows[rg["contact"][-1]]["right"]
     rows += [{"right": dataclasses.replace(again, in_contact=True, onset=i == 0, release=False)} for i in range(4)]
-    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=2.0, settle_s=0.0, retreat=False)
+    cfg = RunConfig().replace("grasp", enabled=True, buffer_s=2.0, settle_s=0.0, retreat=False, keep_frames=0)
     grasp, _ = run_chain(rows, hand, [Collect()], cfg)
     assert [s["kind"] for s in grasp.solves] == ["approach", "between"]
     assert grasp.solves[1]["frames"] == 6

@@ -315,7 +315,10 @@ class GraspStage(Stage):
             kind = "between"
         else:
             keep = self._keep
-            if 0 < keep < len(frames):  # the frames the window decided with the contact in view keep its values
+            if keep >= len(frames):  # all of them decided with the contact in view: nothing to re-solve
+                tr.retreat = tr.since_release = False
+                return self._keep_as_is(side, frames)
+            if keep > 0:  # the frames the window decided with the contact in view keep its values
                 frames, kept = frames[:-keep], frames[-keep:]
                 times, hands = times[:-keep], hands[:-keep]
                 poses = poses[:-keep] if poses is not None else None
