@@ -5,7 +5,9 @@ at once as *provisional* copies (status 1), so a live reader sees them. On conta
 onset the buffered approach is re-solved backward from the (optimized) first
 contact frame (``engine/grasp/completion.py``) and the revised rows go downstream
 *final* with a higher revision, together with the onset row, as one write group
-(the store flushes the segment at once: no reader sees it half rewritten). Frames
+(the store flushes the segment at once: no reader sees it half rewritten); the last
+``grasp.keep_frames`` before the onset (the window's lag: it decided them with the
+contact in view) keep stage 1's values and end the re-solved path. Frames
 that fall off the buffer without an onset are finalized as they are. After a
 release the frames are buffered the same way; when a new contact starts before
 any of them fell off, they are re-solved between the two contacts (both ends
@@ -158,7 +160,7 @@ class GraspStage(Stage):
             out += [ArraySpec(f"hand/{s}/revised", "bool", (), ("time",), False,
                               doc=f"{s} hand: values re-solved by grasp completion (stage 2)"),
                     ArraySpec(f"hand/{s}/motion", "uint8", (), ("time",), 0,
-                              doc=f"{s} hand: 0 none, 1 free, 2 approach (re-solved), 3 contact, 4 retreat (re-solved)")]
+                              doc=f"{s} hand: 0 none, 1 free, 2 approach, 3 contact, 4 retreat (re-solved if revised)")]
         return out
 
     def setup(self, ctx: RunContext) -> None:
@@ -317,7 +319,7 @@ class GraspStage(Stage):
             keep = self._keep
             if keep >= len(frames):  # all of them decided with the contact in view: nothing to re-solve
                 tr.retreat = tr.since_release = False
-                return self._keep_as_is(side, frames)
+                return self._decide_as_is(side, frames, Motion.APPROACH)
             if keep > 0:  # the frames the window decided with the contact in view keep its values
                 frames, kept = frames[:-keep], frames[-keep:]
                 times, hands = times[:-keep], hands[:-keep]
@@ -333,7 +335,7 @@ class GraspStage(Stage):
         tr.retreat = tr.since_release = False
         self.solves.append({"side": side, "kind": kind, "frames": len(frames),
                             "ms": (time.perf_counter() - t0) * 1e3})
-        return self._apply(side, frames, revised, Motion.APPROACH) | self._keep_as_is(side, kept)
+        return self._apply(side, frames, revised, Motion.APPROACH) | self._decide_as_is(side, kept, Motion.APPROACH)
 
     def _solve_retreat(self, side: str) -> set[int]:
         tr = self._tracks[side]
@@ -351,22 +353,15 @@ class GraspStage(Stage):
                             "ms": (time.perf_counter() - t0) * 1e3})
         return self._apply(side, frames, revised, Motion.RETREAT)
 
-    def _decide_as_is(self, side: str, frames: list[_Frame]) -> set[int]:
+    def _decide_as_is(self, side: str, frames: list[_Frame], motion: Motion | None = None) -> set[int]:
+        """Mark ``frames`` decided with stage 1's values (and their motion as ``motion``, when given: the approach
+        frames just before an onset that ``grasp.keep_frames`` keeps)."""
         touched = set()
         for f in frames:
             r = self._rows.get(f.row)
             if r is not None:
-                r.pending.discard(side)
-                touched.add(f.row)
-        return touched
-
-    def _keep_as_is(self, side: str, frames: list[_Frame]) -> set[int]:
-        """Approach frames just before an onset that keep stage 1's values (``grasp.keep_frames``)."""
-        touched = set()
-        for f in frames:
-            r = self._rows.get(f.row)
-            if r is not None:
-                self._set(r.packet, side, None, Motion.APPROACH)
+                if motion is not None:
+                    self._set(r.packet, side, None, motion)
                 r.pending.discard(side)
                 touched.add(f.row)
         return touched

@@ -116,10 +116,9 @@ class RegionObjectTracker(_ObjectPoseStage):
         from inscene.models.objects.session import TrackingSession, warmup
 
         info = ctx.source_info
-        if getattr(info, "width", None) and getattr(info, "height", None):
-            self.init.check_size(int(info.width), int(info.height))
         self.session = TrackingSession(self.mesh, ctx.K, self.model, self.config)
         if getattr(info, "width", None) and getattr(info, "height", None):
+            self.init.check_size(int(info.width), int(info.height))
             warmup(self.mesh, ctx.K, (int(info.height), int(info.width)), self.model, self.config)
 
     def process(self, packet: Packet) -> list[Packet]:

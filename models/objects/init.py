@@ -89,6 +89,7 @@ def texture_correlation(image: np.ndarray, mesh: ObjectMesh, T: np.ndarray, K: n
     """Normalized cross-correlation (grey levels, in [-1, 1]) of the textured mesh rendered at ``T`` with the
     image over the visible object pixels; 0 when the mesh has no texture or the object is not seen."""
     from inscene.kernels import Appearance, render
+    from inscene.kernels.raster import project
 
     if mesh.texture is None and mesh.vertex_colors is None:
         return 0.0
@@ -99,10 +100,9 @@ def texture_correlation(image: np.ndarray, mesh: ObjectMesh, T: np.ndarray, K: n
     if not front.all():  # reaching behind the camera: the whole image
         x0, y0, x1, y1 = 0, 0, w, h
     else:
-        u = K[0, 0] * Xc[:, 0] / Xc[:, 2] + K[0, 2]
-        v = K[1, 1] * Xc[:, 1] / Xc[:, 2] + K[1, 2]
-        x0, y0 = max(int(np.floor(u.min())) - 1, 0), max(int(np.floor(v.min())) - 1, 0)
-        x1, y1 = min(int(np.ceil(u.max())) + 2, w), min(int(np.ceil(v.max())) + 2, h)
+        uv = project(Xc, K)
+        x0, y0 = (max(int(c) - 1, 0) for c in np.floor(uv.min(0)))
+        x1, y1 = min(int(np.ceil(uv[:, 0].max())) + 2, w), min(int(np.ceil(uv[:, 1].max())) + 2, h)
         if x1 <= x0 or y1 <= y0:
             return 0.0
     Kc = np.array(K, dtype=np.float64)

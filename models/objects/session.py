@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .init import InitConfig, initialize, texture_correlation
+from .init import InitConfig, box_from_mask, initialize, texture_correlation
 from .lost import LossConfig, LossDetector, candidate_boxes
 from .mesh import ObjectMesh
 from .tracker import RegionTracker, TrackerConfig
@@ -189,13 +189,11 @@ def warmup(mesh: ObjectMesh, K: np.ndarray, size: tuple[int, int], model: Viewpo
     T = warmup_pose(mesh, K, size)
     rgb, raster = render([(mesh.vertices, mesh.faces)], T[None], K, (h, w), [Appearance(color=(0.8, 0.35, 0.2))])
     inside = raster.mesh_id >= 0
-    image = np.where(inside[..., None], rgb, np.uint8(70))
-    ys, xs = np.nonzero(inside)
-    if len(xs) == 0:  # nothing in view (an odd camera): no warm-up, the first frame pays
+    if not inside.any():  # nothing in view (an odd camera): no warm-up, the first frame pays
         return Estimate(None, float("nan"), 0.0, "not-found")
-    box = (float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1))
+    image = np.where(inside[..., None], rgb, np.uint8(70))
     session = TrackingSession(mesh, K, model, config)
-    est = session.start(image, box=box)
+    est = session.start(image, box=box_from_mask(inside))
     if est.valid:
         session.step(image)
     return est
