@@ -291,10 +291,15 @@ class GraspConfig:
     settle_s: float = 1.0
     """After an onset, the approach waits this long in contact (within the buffer's bound) before it is re-solved:
     the contact frames measure the hand's size against the object, and the approach takes the latest measure."""
+    delay_s: float = 0.3
+    """How long the pipeline takes, besides the window's hold, to bring a frame to stage 2 and write what is decided
+    of it (queues, the re-solve, the store's flush; ~0.3 s paced on the latency clip): the buffer keeps frames this
+    much less, so that ``buffer_s`` (+ 200 ms) bounds an approach frame's glass-to-final while the pipeline keeps up."""
 
     def __post_init__(self) -> None:
         _check(self.buffer_s > 0, "grasp.buffer_s", self.buffer_s, "must be > 0")
         _check(self.settle_s >= 0, "grasp.settle_s", self.settle_s, "must be >= 0")
+        _check(self.delay_s >= 0, "grasp.delay_s", self.delay_s, "must be >= 0")
         _check(self.keep_frames >= -1, "grasp.keep_frames", self.keep_frames, "must be >= -1 (-1: the window's lag)")
         _check(self.prior in ("minimum_jerk",), "grasp.prior", self.prior, "choose minimum_jerk")
 

@@ -167,9 +167,9 @@ class GraspStage(Stage):
         self._K = np.asarray(ctx.K, np.float64)
         fps = getattr(ctx.source_info, "fps", None) or 30.0
         hold_s = self.run.window.hold / fps if self.run.window.enabled else 0.0
-        # frames reach this stage up to the window's hold after they arrived (and the newest frame here may
-        # be that much behind the newest that arrived): keep them that much less
-        self._horizon = max(self.config.buffer_s - hold_s, min(self.config.buffer_s, 0.5))
+        # frames reach this stage up to the window's hold (and the pipeline's delay) after they arrived, and the
+        # newest frame here may be that much behind the newest that arrived: keep them that much less
+        self._horizon = max(self.config.buffer_s - hold_s - self.config.delay_s, min(self.config.buffer_s, 0.5))
         keep = self.config.keep_frames
         self._keep = (self.run.window.lag if self.run.window.enabled else 0) if keep < 0 else keep
         if self.grid is None and self.run.object.mesh is not None:
