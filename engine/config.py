@@ -276,10 +276,11 @@ class GraspConfig:
 
     enabled: bool = True
     """Re-solve the approach before each contact onset (off: stage-1 results are final). On the synthetic suite
-    it moves the approach 17 % closer to the truth and its MPJPE 4 % (README, "Stage 2"); approach frames stay
+    it moves the approach 19 % closer to the truth and its MPJPE 3 % (README, "Stage 2"); approach frames stay
     provisional for up to ``buffer_s``."""
     buffer_s: float = 3.0
-    """Approach buffer per hand, seconds: older frames without a contact onset are finalized as they are."""
+    """Approach buffer per hand, seconds: the longest a frame stays provisional from its arrival (the window's hold and
+    ``delay_s`` included); older frames without a contact onset are finalized as they are."""
     prior: str = "minimum_jerk"
     """Human-motion prior of the approach: minimum_jerk (Flash & Hogan wrist path + aperture profile)."""
     retreat: bool = False
