@@ -32,6 +32,7 @@ def test_toml_and_overrides(tmp_path):
     ({"nope": {}}, "nope"),
     ({"camera": {"fov_deg": 0.5}}, "camera.fov_deg"),
     ({"source": {"live": 1}}, "source.live"),
+    ({"grasp": {"delay_s": -0.1}}, "grasp.delay_s"),
 ])
 def test_invalid_values_name_the_key(data, key):
     with pytest.raises(ConfigError) as e:
