@@ -65,12 +65,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def synthetic_clip(preset: str, seed: int) -> dict[str, Any]:
     """Render (once) a synthetic clip; its video, mesh, box and intrinsics."""
     from inscene.bench.synth import generate
+    from inscene.bench.synth.generate import is_current
     from inscene.engine.cache import cache_dir
     from inscene.engine.cli.demo import object_box
 
     out = cache_dir("bench", "latency") / f"{preset}-{seed}"
     meta = out / "bench.json"
-    if not meta.exists():
+    if not meta.exists() or not is_current(out):
         synth = generate(preset, seed, out, overwrite=True)
         K = np.asarray(json.loads((out / "intrinsics.json").read_text())["K"], dtype=float)
         box = object_box(synth.scene.T_cam_obj[0], synth.scene.object.mesh.vertices, K, synth.scene.size)

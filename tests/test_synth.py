@@ -180,6 +180,17 @@ def test_held_object_moves_rigidly_with_the_hand(tiny, anny_right):
     assert moved > 0.05  # and it was lifted and carried
 
 
+def test_the_hand_moves_without_jumps(tiny):
+    """No frame steps out and back (generator version 1 backed the closing hand off the object by centimetres for
+    single frames; ``test_synth_scenes.out_and_back``)."""
+    from test_synth_scenes import out_and_back
+
+    _, r = tiny
+    T = r.array("camera/T_world_cam")
+    w = np.einsum("tij,tj->ti", T[:, :3, :3], r.array("hand/right/joints")[:, 0].astype(np.float64)) + T[:, :3, 3]
+    assert out_and_back(w) <= 0.015
+
+
 def test_rendered_frame_is_not_trivial(tiny):
     """Object and hand pixels where the ground truth puts them, with colours that differ from the background."""
     _, r = tiny

@@ -11,6 +11,14 @@ from inscene.bench.synth.render import LABELS, Renderer
 from inscene.kernels import BVH, winding_number
 
 
+def out_and_back(w: np.ndarray) -> float:
+    """The largest pair of consecutive steps of a path (T, 3) that reverse (a frame out and back), metres."""
+    u = np.diff(w, axis=0)
+    n = np.linalg.norm(u, axis=1)
+    reverse = (u[1:] * u[:-1]).sum(1) < -0.5 * n[1:] * n[:-1]
+    return float((np.minimum(n[1:], n[:-1]) * reverse).max(initial=0.0))
+
+
 def check_truth(scene) -> dict[str, float]:
     """Recompute penetration and contact distances from each hand's vertices; assert the requirements."""
     bvh = BVH.build(scene.object.mesh.vertices, scene.object.mesh.faces)
@@ -32,6 +40,11 @@ def check_truth(scene) -> dict[str, float]:
         z = np.einsum("tj,tvj->tv", T_table_cam[:, 2, :3], h.vertices) + T_table_cam[:, None, 2, 3]
         assert z.min() >= -1e-3, f"{side}: {-z.min() * 1e3:.2f} mm below the table"
         assert contact <= 2e-3, f"{side}: contact distance {contact * 1e3:.2f} mm"
+        # no frame jumps out and back (generator version 1 backed single frames off the object by centimetres at
+        # the grasp's onset and release; moving a frame out along the surface takes about its fingers' depth)
+        w = np.einsum("tij,tj->ti", scene.T_world_cam[:, :3, :3], h.keypoints[:, 0]) + scene.T_world_cam[:, :3, 3]
+        jump = out_and_back(w)
+        assert jump <= 0.015, f"{side}: a {jump * 1e3:.1f} mm step out and back"
         g = h.grasp
         assert "thumb" in g.contact_fingers and len(g.contact_fingers) >= 2, g.contact_fingers
         assert h.onset is not None and h.release is not None and h.onset < h.release
@@ -117,3 +130,26 @@ def test_ycb_scan_absent_falls_back_to_a_procedural_stand_in(monkeypatch, tmp_pa
     assert obj.kind == "ycb:025_mug" and obj.source.startswith("procedural stand-in")
     assert obj.handle_dir is not None and obj.mesh.texture is not None
     assert abs(obj.mesh.vertices[:, 2].min()) < 1e-12  # standing on z = 0
+
+
+def test_bench_scene_caches_regenerate_scenes_of_another_generator_version(tmp_path, monkeypatch):
+    import importlib
+    import json
+
+    from inscene.bench import synth
+    from inscene.bench.accuracy import runner
+
+    gen = importlib.import_module("inscene.bench.synth.generate")  # the module (the package's name is the function)
+    made = []
+    monkeypatch.setattr(synth, "generate", lambda cfg, seed, out, overwrite=False, **k: made.append((cfg.name, seed)))
+    out = tmp_path / "scenes" / "tiny-s4"
+    out.mkdir(parents=True)
+    (out / "object.obj").write_text("")
+    for version, regenerated in ((gen.GENERATOR_VERSION - 1, True), (gen.GENERATOR_VERSION, False)):
+        (out / "scene.json").write_text(json.dumps({"generator": version}))
+        made.clear()
+        assert gen.is_current(out) is not regenerated
+        assert runner.scene_dir("tiny", 4, 0, tmp_path) == out
+        assert made == ([("tiny", 4)] if regenerated else [])
+    (out / "scene.json").write_text("{not json")
+    assert not gen.is_current(out)

@@ -49,13 +49,15 @@ VOLUME_SPACING = 0.002
 # ---------------------------------------------------------------- scenes
 
 def scene_dir(preset: str, seed: int, frames: int, workdir: str | Path) -> Path:
-    """The scene's folder in ``workdir`` (generated on first use; ``scene.json`` marks a finished scene)."""
+    """The scene's folder in ``workdir`` (generated on first use, and again when another generator version made
+    it; ``scene.json`` marks a finished scene)."""
     from inscene.bench.synth import generate
     from inscene.bench.synth import preset as preset_config
+    from inscene.bench.synth.generate import is_current
 
     name = f"{preset}-s{seed}" + (f"-n{frames}" if frames else "")
     out = Path(workdir) / "scenes" / name
-    if not (out / "scene.json").exists() or not (out / "object.obj").exists():
+    if not is_current(out) or not (out / "object.obj").exists():
         cfg = preset_config(preset, n_frames=frames) if frames else preset_config(preset)
         generate(cfg, seed, out, overwrite=True)
     return out

@@ -3,9 +3,16 @@
 The grasp itself is collision-free (``grasp``), but the frames around it (the reach,
 the closing and opening fingers, the retreat) interpolate poses and may brush the
 object or the table. Each such frame whose hand penetrates by more than ``TOL`` is
-moved: back along the grasp's approach direction (object frame) by the smallest
-distance that clears the object (bisection), then up by what clears the table.
-Held frames are never moved: their hand is rigid with the object.
+moved out of the object along its surface: the damped least-squares translation that
+brings the vertices inside onto the surface, repeated a few times (fingers closing
+into the surface: millimetres); when that cannot clear it (fingers pressing in from
+opposite sides), what is left is kept if it is within ``SOFT_TOL`` while the fingers
+close or open, else the hand backs off along the grasp's approach direction by the
+smallest distance that clears the object (bisection). Then it is moved up by what
+clears the table. Held frames are never moved: their hand is rigid with the object.
+Backing off along the approach had been the only remedy until generator version 2: a
+finger 0.4 mm inside moved its frame's whole hand back by up to 61 mm, a one-frame
+jump in the ground truth at the grasp's onset and release.
 """
 
 from __future__ import annotations
@@ -18,6 +25,10 @@ from .motion import PHASES, inv_T, make_T
 
 TOL = 2e-4
 """Penetration left alone, metres."""
+SOFT_TOL = 1e-3
+"""Penetration left to fingers closing on the object or opening from it (skin is soft) when moving the hand out of
+the object along its surface cannot clear it without pushing another finger in, metres."""
+CLOSING = (PHASES["grasp"], PHASES["release"])
 
 
 def _object_depth(geom: ObjectGeometry, local: np.ndarray, T_obj_hand: np.ndarray) -> float:
@@ -37,6 +48,33 @@ def _back_off(geom: ObjectGeometry, local: np.ndarray, T_obj_hand: np.ndarray, a
         else:
             hi = mid
     return hi
+
+
+def _push_out(geom: ObjectGeometry, local: np.ndarray, T_obj_hand: np.ndarray,
+              steps: int = 8) -> tuple[np.ndarray, float]:
+    """``T_obj_hand`` moved out of the object along its surface, step by step; the least penetrating pose found
+    and its depth (> TOL when moving out on one side pushes the other side in: a grasp closing on both sides)."""
+    T, best = T_obj_hand.copy(), (T_obj_hand.copy(), np.inf)
+    for _ in range(steps + 1):
+        v = local @ T[:3, :3].T + T[:3, 3]
+        d = geom.signed_distance(v)
+        depth = float(max(0.0, -d.min()))
+        if depth < best[1]:
+            best = (T.copy(), depth)
+        if depth <= TOL:
+            break
+        # the translation that brings every vertex inside onto the surface, least squares (damped): one finger
+        # pressing in moves the hand out by its depth; fingers pressing in from opposite sides share it
+        ins = d < 0
+        out = geom.closest_points(v[ins]) - v[ins]  # to the nearest surface point: outward, |out| = depth
+        depth_j = np.linalg.norm(out, axis=1)
+        nrm = out / np.maximum(depth_j[:, None], 1e-12)
+        A = nrm.T @ nrm + 0.05 * len(nrm) * np.eye(3)
+        step = np.linalg.solve(A, nrm.T @ (depth_j + 0.5 * TOL))
+        cap = 2.0 * float(depth_j.max()) + TOL
+        step *= min(1.0, cap / max(float(np.linalg.norm(step)), 1e-12))
+        T = make_T(None, step) @ T
+    return best
 
 
 def clear_path(kit: HandKit, geom: ObjectGeometry, T_table_hand: np.ndarray, hand_pose: np.ndarray,
@@ -61,8 +99,10 @@ def clear_path(kit: HandKit, geom: ObjectGeometry, T_table_hand: np.ndarray, han
         for _ in range(4):  # the two corrections can undo each other (fingers near the table and the object)
             T_obj_hand = inv_T(T_table_obj[i]) @ T_table_hand[i]
             if _object_depth(geom, local[k], T_obj_hand) > TOL:
-                T_table_hand[i] = T_table_obj[i] @ make_T(None, -a * _back_off(geom, local[k], T_obj_hand, a)) \
-                    @ T_obj_hand
+                pushed, depth = _push_out(geom, local[k], T_obj_hand)
+                if depth > TOL and not (depth <= SOFT_TOL and phase[i] in CLOSING):
+                    pushed = make_T(None, -a * _back_off(geom, local[k], T_obj_hand, a)) @ T_obj_hand
+                T_table_hand[i] = T_table_obj[i] @ pushed
                 changed = True
             z = (local[k] @ T_table_hand[i, :3, :3].T + T_table_hand[i, :3, 3])[:, 2].min()
             if z >= -TOL:
