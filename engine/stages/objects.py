@@ -123,7 +123,7 @@ class RegionObjectTracker(_ObjectPoseStage):
         self._K = np.asarray(ctx.K, np.float64)
         if self.hand_occlusion:
             self._load_hand_models()
-            self._warm_occlusion(ctx)
+            self._warm_occlusion()
         self.session = TrackingSession(self.mesh, ctx.K, self.model, self.config)
         if getattr(info, "width", None) and getattr(info, "height", None):
             self.init.check_size(int(info.width), int(info.height))
@@ -131,16 +131,14 @@ class RegionObjectTracker(_ObjectPoseStage):
 
     def _fitted(self, data: dict) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
         """The per-frame fit's hand meshes in this frame (``data["hands_fit"]``: side -> FitResult), camera frame."""
+        from inscene.models.hands.jacobian import pose_fast
+
         fits = data.get("hands_fit") or {}
         hands = []
         for side, r in fits.items():
-            if r is None:
-                continue
-            model = self._hand_model(side, r)
+            model = None if r is None else self._hand_model(side, r)
             if model is None:
                 continue
-            from inscene.models.hands.jacobian import pose_fast
-
             _, verts = pose_fast(model, r.params, with_vertices=True)
             hands += [(v, self._faces[side]) for v in verts]
         return hands, self._K
@@ -156,7 +154,7 @@ class RegionObjectTracker(_ObjectPoseStage):
                 continue
             self._models[side], self._faces[side] = m, np.asarray(m.faces)
 
-    def _warm_occlusion(self, ctx: RunContext) -> None:
+    def _warm_occlusion(self) -> None:
         """Pose and rasterize a made-up hand once: numba loads those kernels here, not on the first frame."""
         import torch
 
