@@ -80,24 +80,30 @@ class JobOutcome:
 def compose(config: RunConfig, ctx: RunContext) -> list[Stage]:
     """The default chain of model stages (source and store sink excluded)."""
     stages: list[Stage] = []
+    models = None  # the hand models, loaded once for the object, window and grasp stages of this process
     if config.hands.enabled:
+        from inscene.models.hands import load_hand_models
+
         from .stages.hands import hand_stages
 
         stages += hand_stages(config, ctx)
+        if config.window.enabled or config.object.mesh is not None:
+            models = load_hand_models(config.hands.model, config.hands.mano_dir)
     if config.object.mesh is not None:
-        stages.append(_object_stage(config))
+        stages.append(_object_stage(config, models))
     if config.hands.enabled:
-        stages += refinement_stages(config)
+        stages += refinement_stages(config, models)
     return stages
 
 
-def refinement_stages(config: RunConfig) -> list[Stage]:
-    """Stage 1 (the window) and stage 2 (grasp completion), as the config enables them."""
+def refinement_stages(config: RunConfig, models: dict | None = None) -> list[Stage]:
+    """Stage 1 (the window) and stage 2 (grasp completion), as the config enables them (``models``: the hand
+    models, loaded here when not given)."""
     if not config.window.enabled:
         return []
     from .stages.window import WindowStage
 
-    window = WindowStage(config)
+    window = WindowStage(config, models=models)
     stages: list[Stage] = [window]
     if config.engine.workers:
         from .worker import WorkerStage
@@ -110,10 +116,10 @@ def refinement_stages(config: RunConfig) -> list[Stage]:
     return stages
 
 
-def _object_stage(config: RunConfig) -> Stage:
+def _object_stage(config: RunConfig, hand_models: dict | None = None) -> Stage:
     from .stages.objects import object_stage
 
-    return object_stage(config)
+    return object_stage(config, hand_models)
 
 
 _RESUME_IGNORED = {("engine", "progress")}

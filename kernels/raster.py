@@ -62,6 +62,26 @@ class Silhouettes:
         return self.mesh_id == m
 
 
+def point_box(points_cam: np.ndarray, K: np.ndarray, size: tuple[int, int], pad: int = 1
+              ) -> tuple[int, int, int, int] | None:
+    """Pixel box ``(x0, y0, x1, y1)`` (end exclusive) of the projections of camera-frame points (all in front of
+    the camera), grown by ``pad`` pixels and clipped to ``size`` (h, w); None when nothing of it is in the image.
+    Render into it with :func:`crop_intrinsics`: the same pixel centres as the whole frame."""
+    uv = project(points_cam, K)
+    h, w = int(size[0]), int(size[1])
+    x0, y0 = (max(int(c) - pad, 0) for c in np.floor(uv.min(0)))
+    x1, y1 = (min(int(c) + pad + 1, n) for c, n in zip(np.ceil(uv.max(0)), (w, h)))
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
+def crop_intrinsics(K: np.ndarray, x0: int, y0: int) -> np.ndarray:
+    """``K`` for the image cropped at ``(x0, y0)``: the principal point moves with the crop."""
+    Kc = np.array(K, dtype=np.float64)
+    Kc[0, 2] -= x0
+    Kc[1, 2] -= y0
+    return Kc
+
+
 def project(points_cam: np.ndarray, K: np.ndarray) -> np.ndarray:
     """Pixel coordinates (..., 2) of camera-frame points (..., 3): integer values are pixel centres."""
     p = np.asarray(points_cam, dtype=np.float64)

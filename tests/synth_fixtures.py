@@ -15,3 +15,13 @@ def tiny_scene(tmp_path_factory, model):
         res = generate(preset("tiny", store_rgb=True), 0, out, models={"right": model})
         _CACHE["tiny"] = (res, open_result(res.store))
     return _CACHE["tiny"]
+
+
+def out_and_back(w) -> float:
+    """The largest pair of consecutive steps of a path (T, 3) that reverse (a frame out and back), metres."""
+    import numpy as np
+
+    u = np.diff(w, axis=0)
+    n = np.linalg.norm(u, axis=1)
+    reverse = (u[1:] * u[:-1]).sum(1) < -0.5 * n[1:] * n[:-1]
+    return float((np.minimum(n[1:], n[:-1]) * reverse).max(initial=0.0))

@@ -17,7 +17,7 @@ import torch
 from inscene.bench.synth import LABELS, build_scene, preset
 from inscene.bench.synth.render import Renderer
 from inscene.kernels import BVH, render_silhouettes, winding_number
-from synth_fixtures import tiny_scene
+from synth_fixtures import out_and_back, tiny_scene
 
 SEED = 0
 
@@ -182,9 +182,7 @@ def test_held_object_moves_rigidly_with_the_hand(tiny, anny_right):
 
 def test_the_hand_moves_without_jumps(tiny):
     """No frame steps out and back (generator version 1 backed the closing hand off the object by centimetres for
-    single frames; ``test_synth_scenes.out_and_back``)."""
-    from test_synth_scenes import out_and_back
-
+    single frames; ``synth_fixtures.out_and_back``)."""
     _, r = tiny
     T = r.array("camera/T_world_cam")
     w = np.einsum("tij,tj->ti", T[:, :3, :3], r.array("hand/right/joints")[:, 0].astype(np.float64)) + T[:, :3, 3]

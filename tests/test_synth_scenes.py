@@ -6,17 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import shared_data
+from synth_fixtures import out_and_back
 from inscene.bench.synth import build_scene, preset
 from inscene.bench.synth.render import LABELS, Renderer
 from inscene.kernels import BVH, winding_number
-
-
-def out_and_back(w: np.ndarray) -> float:
-    """The largest pair of consecutive steps of a path (T, 3) that reverse (a frame out and back), metres."""
-    u = np.diff(w, axis=0)
-    n = np.linalg.norm(u, axis=1)
-    reverse = (u[1:] * u[:-1]).sum(1) < -0.5 * n[1:] * n[:-1]
-    return float((np.minimum(n[1:], n[:-1]) * reverse).max(initial=0.0))
 
 
 def check_truth(scene) -> dict[str, float]:

@@ -98,7 +98,7 @@ class RegionObjectTracker(_ObjectPoseStage):
     """On resume, replay from the first frame: the track's state is its whole past (~1 ms per frame)."""
 
     def __init__(self, mesh: ObjectMesh, init: ObjectInit, config: SessionConfig | None = None,
-                 hand_occlusion: bool = True, hand_model: str = "auto", mano_dir: str | None = None) -> None:
+                 hand_occlusion: bool = True, hand_models: dict[str, Any] | None = None) -> None:
         from inscene.models.objects.session import SessionConfig
         from inscene.models.objects.viewpoints import viewpoint_model
 
@@ -111,9 +111,10 @@ class RegionObjectTracker(_ObjectPoseStage):
         self.started = False
         self.states: dict[str, int] = {}
         """Frames per tracking state (``tracking``, ``lost``, ``recovered``, ...)."""
-        self.hand_model_kind, self.mano_dir = hand_model, mano_dir
-        self._models: dict[str, Any] = {}
-        self._faces: dict[str, np.ndarray] = {}
+        self._models: dict[str, Any] = dict(hand_models or {}) if hand_occlusion else {}
+        """The per-frame fit's hand models (side -> model), for the fitted hands' occlusion mask (none: the keypoint
+        mask)."""
+        self._faces = {side: np.asarray(m.faces) for side, m in self._models.items()}
         self._K = np.eye(3)
 
     def setup(self, ctx: RunContext) -> None:
@@ -121,9 +122,7 @@ class RegionObjectTracker(_ObjectPoseStage):
 
         info = ctx.source_info
         self._K = np.asarray(ctx.K, np.float64)
-        if self.hand_occlusion:
-            self._load_hand_models()
-            self._warm_occlusion()
+        self._warm_occlusion()
         self.session = TrackingSession(self.mesh, ctx.K, self.model, self.config)
         if getattr(info, "width", None) and getattr(info, "height", None):
             self.init.check_size(int(info.width), int(info.height))
@@ -143,29 +142,16 @@ class RegionObjectTracker(_ObjectPoseStage):
             hands += [(v, self._faces[side]) for v in verts]
         return hands, self._K
 
-    def _load_hand_models(self) -> None:
-        """The hand models the per-frame fit uses, for the fitted hands' occlusion mask (none: the keypoint mask)."""
-        from inscene.models.hands import load_hand_model
-
-        for side in ("right", "left"):
-            try:
-                m = load_hand_model(self.hand_model_kind, side=side, mano_dir=self.mano_dir)
-            except (InputError, OSError):  # the fit cannot have run either: the keypoint mask stands in
-                continue
-            self._models[side], self._faces[side] = m, np.asarray(m.faces)
-
     def _warm_occlusion(self) -> None:
         """Pose and rasterize a made-up hand once: numba loads those kernels here, not on the first frame."""
         import torch
 
         from inscene.models.hands.jacobian import pose_fast
-        from inscene.models.hands.params import HandParams
         from inscene.models.objects.occlusion import fitted_hands_mask
 
         for side, m in self._models.items():
-            z = torch.zeros(1, 3, dtype=m.dtype)
-            p = HandParams(z, torch.zeros(1, m.num_pose_joints, 3, dtype=m.dtype), torch.zeros(1, m.num_betas,
-                           dtype=m.dtype), torch.tensor([[0.0, 0.0, 0.5]], dtype=m.dtype))
+            p = m.zero_params(1)
+            p.transl = torch.tensor([[0.0, 0.0, 0.5]], dtype=m.dtype)
             _, v = pose_fast(m, p, with_vertices=True)
             fitted_hands_mask([(v[0], self._faces[side])], self._K, (64, 64))
 
@@ -193,12 +179,13 @@ class RegionObjectTracker(_ObjectPoseStage):
         return self._emit(packet, est.T_cam_obj, est.score)
 
 
-def object_stage(config: RunConfig) -> Stage:
+def object_stage(config: RunConfig, hand_models: dict[str, Any] | None = None) -> Stage:
     """The object stage the run config asks for: external poses, or the region tracker from a box / init file.
 
     Reads ``config.object``: ``mesh``, ``units``, ``poses``, ``obj_id`` and (when present) ``box``
     (``"x,y,w,h"`` or 4 numbers), ``init`` (a JSON file, :mod:`inscene.models.objects.initspec`) and
-    ``hand_occlusion`` (bool, default True).
+    ``hand_occlusion`` (bool, default True). ``hand_models``: the per-frame fit's models (shared with the other
+    stages), for the fitted hands' occlusion mask; loaded here when the hands run and none are given.
     """
     from inscene.models.objects import load_external_tracks, load_object_mesh
     from inscene.models.objects.initspec import ObjectInit, load_init, parse_box
@@ -221,5 +208,9 @@ def object_stage(config: RunConfig) -> Stage:
     else:
         raise InputError(f"--object {oc.mesh}", "needs to know where the object is in the first frame",
                          "pass --object-box x,y,w,h, --object-init FILE.json or --object-poses FILE")
-    return RegionObjectTracker(mesh, init, hand_occlusion=bool(getattr(oc, "hand_occlusion", True)),
-                               hand_model=config.hands.model, mano_dir=config.hands.mano_dir)
+    occlusion = bool(getattr(oc, "hand_occlusion", True))
+    if occlusion and hand_models is None and config.hands.enabled:
+        from inscene.models.hands import load_hand_models
+
+        hand_models = load_hand_models(config.hands.model, config.hands.mano_dir)
+    return RegionObjectTracker(mesh, init, hand_occlusion=occlusion, hand_models=hand_models)

@@ -89,25 +89,21 @@ def texture_correlation(image: np.ndarray, mesh: ObjectMesh, T: np.ndarray, K: n
     """Normalized cross-correlation (grey levels, in [-1, 1]) of the textured mesh rendered at ``T`` with the
     image over the visible object pixels; 0 when the mesh has no texture or the object is not seen."""
     from inscene.kernels import Appearance, render
-    from inscene.kernels.raster import project
+    from inscene.kernels.raster import crop_intrinsics, point_box
 
     if mesh.texture is None and mesh.vertex_colors is None:
         return 0.0
     h, w = image.shape[:2]
     # rendered in the object's box only (the same pixel centres: the principal point moves with the box)
     Xc = mesh.vertices @ T[:3, :3].T + T[:3, 3]
-    front = Xc[:, 2] > 1e-3
-    if not front.all():  # reaching behind the camera: the whole image
+    if not (Xc[:, 2] > 1e-3).all():  # reaching behind the camera: the whole image
         x0, y0, x1, y1 = 0, 0, w, h
     else:
-        uv = project(Xc, K)
-        x0, y0 = (max(int(c) - 1, 0) for c in np.floor(uv.min(0)))
-        x1, y1 = min(int(np.ceil(uv[:, 0].max())) + 2, w), min(int(np.ceil(uv[:, 1].max())) + 2, h)
-        if x1 <= x0 or y1 <= y0:
+        box = point_box(Xc, K, (h, w))
+        if box is None:
             return 0.0
-    Kc = np.array(K, dtype=np.float64)
-    Kc[0, 2] -= x0
-    Kc[1, 2] -= y0
+        x0, y0, x1, y1 = box
+    Kc = crop_intrinsics(K, x0, y0)
     app = [Appearance(uv=mesh.uv, texture=mesh.texture, vertex_colors=mesh.vertex_colors)]
     rgb, raster = render([(mesh.vertices, mesh.faces)], T[None], Kc, (y1 - y0, x1 - x0), app, ambient=0.45)
     m = raster.mesh_id == 0

@@ -103,30 +103,24 @@ def fitted_hands_mask(hands: list[tuple[np.ndarray, np.ndarray]], K: np.ndarray,
     from scipy.ndimage import binary_dilation
 
     from inscene.kernels import render_silhouettes
-    from inscene.kernels.raster import project
+    from inscene.kernels.raster import crop_intrinsics, point_box
 
     h, w = int(shape[0]), int(shape[1])
-    K = np.asarray(K, np.float64)
     out = np.zeros((h, w), bool)
     for v, f in hands:
         v = np.asarray(v, np.float64)
         if not np.isfinite(v).all() or (v[:, 2] <= 1e-3).any():
             continue
-        uv = project(v, K)
-        pad = dilate + 2
-        x0, y0 = (np.floor(uv.min(0)) - pad).astype(int)
-        x1, y1 = (np.ceil(uv.max(0)) + pad).astype(int)
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w - 1), min(y1, h - 1)
-        if x1 < x0 or y1 < y0:
+        box = point_box(v, K, (h, w), pad=dilate + 2)
+        if box is None:
             continue
-        Kc = K.copy()
-        Kc[0, 2] -= x0
-        Kc[1, 2] -= y0
-        sil = render_silhouettes([(v, np.asarray(f))], np.eye(4)[None], Kc, (y1 - y0 + 1, x1 - x0 + 1))
+        x0, y0, x1, y1 = box
+        sil = render_silhouettes([(v, np.asarray(f))], np.eye(4)[None], crop_intrinsics(K, x0, y0),
+                                 (y1 - y0, x1 - x0))
         m = sil.mesh_id >= 0
         if dilate > 0 and m.any():
             m = binary_dilation(m, iterations=dilate)
-        out[y0:y1 + 1, x0:x1 + 1] |= m
+        out[y0:y1, x0:x1] |= m
     return out
 
 
