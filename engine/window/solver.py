@@ -260,8 +260,9 @@ class HandWindow:
         start_kp, start_verts = pose_fast(self.model, self.problem.params(torch.as_tensor(x),
                                                                           torch.as_tensor(self.betas)),
                                           with_vertices=self.scene is not None)
+        pending: list[int] = []
         if self.scene is not None:
-            self._contacts(live, data, x, torch.from_numpy(start_verts[len(fixed):]).to(self.model.dtype))
+            pending = self._contacts(live, data, x, torch.from_numpy(start_verts[len(fixed):]).to(self.model.dtype))
         if self._landmarks is not None:
             self._learn_landmark_jitter(data)
         data.extras["landmark_scale"] = self._landmark_scale(torch.from_numpy(start_kp).to(self.model.dtype), data,
@@ -270,7 +271,17 @@ class HandWindow:
         iters = cfg.first_iterations if first else cfg.iterations
         if self._landmarks is not None:
             self._landmarks.sigma_3d = self.sigma_3d
-        xs, betas, info = self.problem.solve(torch.as_tensor(x), torch.as_tensor(self.betas), data, iters, fixed_kp)
+        if pending and iters > 1:
+            # new contact frames get their targets lifted from the window's estimate after the first part
+            # of the iterations, then the solve goes on with them
+            head = iters // 2
+            xs, betas, _ = self.problem.solve(torch.as_tensor(x), torch.as_tensor(self.betas), data, head, fixed_kp)
+            self._lift_pending(live, data, pending, xs.detach().numpy().astype(np.float64),
+                               betas.detach().numpy().astype(np.float64))
+            xs, betas, info = self.problem.solve(xs, betas, data, iters - head, fixed_kp)
+        else:
+            xs, betas, info = self.problem.solve(torch.as_tensor(x), torch.as_tensor(self.betas), data, iters,
+                                                 fixed_kp)
         self.last_solve = info
         if self._landmarks is not None and cfg.sigma_3d_rate > 0:
             self._learn_sigma_3d(xs, betas, data)
@@ -387,8 +398,13 @@ class HandWindow:
             data.steps = np.clip(np.where(np.isfinite(steps), steps, 1.0), 0.5, MAX_STEP)
         return data
 
-    def _contacts(self, live, data: WindowData, x: np.ndarray, vertices: torch.Tensor) -> None:
+    def _contacts(self, live, data: WindowData, x: np.ndarray, vertices: torch.Tensor) -> list[int]:
         """Contact evidence, labels and lifted targets for the free slots (updates ``data`` and ``x``).
+
+        Targets are lifted from the window's own estimate of a frame, never from its start (the per-frame
+        fit): lifted from there they pull the hand to where the noisy fit put it, and every later solve,
+        lifting from there, confirms it (README, "Stage 1"). Returns the positions in ``live`` of the
+        contact frames no solve has estimated yet (``_lift_pending`` lifts them within this solve).
 
         ``vertices``: (len(live), V, 3) the free slots' meshes at ``x``.
         """
@@ -402,7 +418,7 @@ class HandWindow:
         self._judge()
         labels = self.labeler.labels([self.first_row + i for i, _ in live])
         labels = [labels[self.first_row + i] for i, _ in live]
-        c_slot, c_vert, c_target = [], [], []
+        c_slot, c_vert, c_target, pending = [], [], [], []
         in_contact = np.zeros(len(data.rows), bool)
         for k, ((_, s), lab) in enumerate(zip(live, labels)):
             s.in_contact = lab
@@ -417,14 +433,39 @@ class HandWindow:
                 s.x[-3:] += shift
                 x[nf + k, -3:] += shift
                 v = v + shift
-            lifted = scene.lift(v, normals[k], self.K, s.obs.T_cam_obj, ccfg)
-            if lifted is None or len(lifted[0]) == 0:
+            if not s.optimized:
+                pending.append(k)
                 continue
-            pos, target = lifted
-            c_slot.append(np.full(len(pos), nf + k))
-            c_vert.append(pos)
-            c_target.append(target)
+            lifted = scene.lift(v, normals[k], self.K, s.obs.T_cam_obj, ccfg)
+            if lifted is not None and len(lifted[0]):
+                c_slot.append(np.full(len(lifted[0]), nf + k))
+                c_vert.append(lifted[0])
+                c_target.append(lifted[1])
         data.in_contact = torch.as_tensor(in_contact)
+        self._set_contacts(data, c_slot, c_vert, c_target)
+        return pending
+
+    def _lift_pending(self, live, data: WindowData, pending: list[int], xs: np.ndarray, betas: np.ndarray) -> None:
+        """Lift the contacts of the new contact frames ``pending`` (positions in ``live``) from ``xs`` (all slots,
+        fixed first), the estimate part of this solve's iterations reached, and add them to ``data``."""
+        nf = data.fixed
+        _, verts = pose_fast(self.model, self.problem.params(torch.as_tensor(xs[[nf + k for k in pending]]),
+                                                             torch.as_tensor(betas)))
+        with torch.no_grad():
+            normals = self.model.vertex_normals(torch.from_numpy(verts).to(self.model.dtype)).double().numpy()
+        c_slot, c_vert, c_target = [], [], []
+        if data.contact_slot is not None:
+            c_slot, c_vert, c_target = [data.contact_slot.numpy()], [data.contact_vertex.numpy()], \
+                [data.contact_target.double().numpy()]
+        for j, k in enumerate(pending):
+            lifted = self.scene.lift(verts[j], normals[j], self.K, live[k][1].obs.T_cam_obj, self.contact_cfg)
+            if lifted is not None and len(lifted[0]):
+                c_slot.append(np.full(len(lifted[0]), nf + k))
+                c_vert.append(lifted[0])
+                c_target.append(lifted[1])
+        self._set_contacts(data, c_slot, c_vert, c_target)
+
+    def _set_contacts(self, data: WindowData, c_slot: list, c_vert: list, c_target: list) -> None:
         if c_slot:
             data.contact_slot = torch.as_tensor(np.concatenate(c_slot))
             data.contact_vertex = torch.as_tensor(np.concatenate(c_vert))
