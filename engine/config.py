@@ -167,7 +167,7 @@ class WindowConfig:
     """Penetration residual scale, metres."""
     smooth_weight: float = 1.0
     """Weight of the temporal terms (0 disables them: ablation "without smoothness")."""
-    sigma_accel: float = 0.005
+    sigma_accel: float = 0.004
     """Keypoint acceleration scale, metres per frame squared, at 0.5 m depth (scaled with depth)."""
     sigma_velocity: float = 0.03
     """Keypoint velocity scale, metres per frame, at 0.5 m depth (scaled with depth)."""
