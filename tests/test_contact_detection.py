@@ -79,6 +79,19 @@ def test_depth_scaled_hand_is_corrected(touching, sphere):
     assert ev.possible and ev.penetration < 0.002 and abs(ev.scale * 1.05 - 1) < 0.005
 
 
+def test_depth_only_gives_the_same_depth_correction_without_the_overlap(touching, sphere):
+    """``depth_only`` (what contact lifting uses) finds the depth correction the full evidence finds, and counts
+    no overlap with the object (so says nothing of whether contact is possible)."""
+    v, cand, T = touching
+    grid, caster = sphere
+    for factor, was in ((1.1, False), (1 / 1.1, True), (1.03, True), (0.8, False)):
+        full = contact_evidence(v * factor, cand, K, T, grid, caster, WIDE, was_in_contact=was)
+        depth = contact_evidence(v * factor, cand, K, T, grid, caster, WIDE, was_in_contact=was, depth_only=True)
+        assert (depth.scale, depth.distance, depth.penetration) == (full.scale, full.distance, full.penetration)
+        assert depth.overlap == 0 and not depth.possible
+    assert full.overlap > 0
+
+
 def test_hand_away_is_not_possible(touching, sphere):
     v, cand, T = touching
     grid, caster = sphere

@@ -98,7 +98,8 @@ def _scale_costs(grid: SDFGrid, points_obj: np.ndarray, offset: np.ndarray, scal
 
 def contact_evidence(vertices: np.ndarray, candidates: np.ndarray, K: np.ndarray, T_cam_obj: np.ndarray,
                      grid: SDFGrid, caster: RayCaster, config: ContactConfig, mask: np.ndarray | None = None,
-                     was_in_contact: bool = False, rank: int = RANK, regions: np.ndarray | None = None) -> Evidence:
+                     was_in_contact: bool = False, rank: int = RANK, regions: np.ndarray | None = None,
+                     depth_only: bool = False) -> Evidence:
     """Contact evidence of one hand in one frame, at the best depth correction.
 
     Args:
@@ -115,6 +116,8 @@ def contact_evidence(vertices: np.ndarray, candidates: np.ndarray, K: np.ndarray
             (the mean over regions of each region's distance, capped at ``REGION_REACH``),
             not the one at which any ``rank`` candidates touch: a hand at the wrong depth
             often still touches a curved object with one region.
+        depth_only: only the depth correction (``scale``, ``distance``, ``penetration``): no overlap
+            with the object's mask is counted (``overlap`` 0, ``possible`` False).
     Returns:
         :class:`Evidence`.
     """
@@ -138,6 +141,9 @@ def contact_evidence(vertices: np.ndarray, candidates: np.ndarray, K: np.ndarray
         groups = (order, starts)
     if len(p) == 0:
         return Evidence(math.inf, 1.0, 0, 0.0, False)
+    if depth_only:
+        scale, dist, pen = _best_depth(p, T, grid, config, was_in_contact, rank, groups)
+        return Evidence(dist, scale, 0, pen, False)
     # overlap with the object in the image
     if mask is not None:
         overlap = int(in_mask(project(p, np.asarray(K, dtype=np.float64)), np.asarray(mask, dtype=bool)).sum())
@@ -145,7 +151,16 @@ def contact_evidence(vertices: np.ndarray, candidates: np.ndarray, K: np.ndarray
         R, t = T[:3, :3], T[:3, 3]
         hits = caster.cast(np.broadcast_to(-t @ R, p.shape), p @ R, max_hits=2)
         overlap = int((hits.count > 0).sum())
-    # best depth correction on a log grid, refined once around the best
+    scale, dist, pen = _best_depth(p, T, grid, config, was_in_contact, rank, groups)
+    threshold = config.off_distance if was_in_contact else config.on_distance
+    possible = overlap >= config.min_overlap and dist < threshold
+    return Evidence(dist, scale, overlap, pen, bool(possible))
+
+
+def _best_depth(p: np.ndarray, T: np.ndarray, grid: SDFGrid, config: ContactConfig, was_in_contact: bool, rank: int,
+                groups) -> tuple[float, float, float]:
+    """(scale, distance, penetration) of the best depth correction of the candidates ``p`` (camera frame): a log
+    grid, refined once around the best."""
     R, t = T[:3, :3], T[:3, 3]
     p_obj, offset = p @ R, -t @ R  # s p in the object frame: s R^T p - R^T t
     m = math.log1p(config.hold_depth_scale if was_in_contact else config.max_depth_scale)
@@ -160,11 +175,8 @@ def contact_evidence(vertices: np.ndarray, candidates: np.ndarray, K: np.ndarray
         c2, d2, p2 = _scale_costs(grid, p_obj, offset, np.exp(fine), rank, lam, groups)
         cost, dist, pen = np.concatenate([cost, c2]), np.concatenate([dist, d2]), np.concatenate([pen, p2])
     # ties (e.g. no depth correction allowed, or several exact zeros): the smallest |log s|
-    order = np.lexsort((np.abs(logs), cost))
-    i = int(order[0])
-    threshold = config.off_distance if was_in_contact else config.on_distance
-    possible = overlap >= config.min_overlap and float(dist[i]) < threshold
-    return Evidence(float(dist[i]), float(np.exp(logs[i])), overlap, float(pen[i]), bool(possible))
+    i = int(np.lexsort((np.abs(logs), cost))[0])
+    return float(np.exp(logs[i])), float(dist[i]), float(pen[i])
 
 
 DRIFT_MIN_CONF = 0.5

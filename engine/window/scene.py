@@ -55,10 +55,10 @@ class ObjectScene:
         self.sdf.lookup(v[:4], gradient=True)
 
     def evidence(self, vertices: np.ndarray, K: np.ndarray, T_cam_obj: np.ndarray, config: ContactConfig,
-                 was_in_contact: bool = False, mask: np.ndarray | None = None) -> Evidence:
-        """Contact evidence of a hand mesh (V, 3), camera frame."""
+                 was_in_contact: bool = False, mask: np.ndarray | None = None, depth_only: bool = False) -> Evidence:
+        """Contact evidence of a hand mesh (V, 3), camera frame (``depth_only``: its depth correction alone)."""
         return contact_evidence(vertices, self.candidates, K, T_cam_obj, self.sdf, self.caster, config, mask,
-                                was_in_contact, regions=self.regions)
+                                was_in_contact, regions=self.regions, depth_only=depth_only)
 
     def lift(self, vertices: np.ndarray, normals: np.ndarray, K: np.ndarray, T_cam_obj: np.ndarray,
              config: ContactConfig, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -69,7 +69,7 @@ class ObjectScene:
         in-contact tolerance): lifting from there pulls a hand that stands off the object,
         or sinks into it, to the depth the object says, not just its nearest vertices.
         """
-        ev = self.evidence(vertices, K, T_cam_obj, config, was_in_contact=True, mask=mask)
+        ev = self.evidence(vertices, K, T_cam_obj, config, was_in_contact=True, mask=mask, depth_only=True)
         vertices = vertices * ev.scale
         lifted = lift_contacts(vertices, normals, self.candidates, K, T_cam_obj, self.caster, mask,
                                config.lift_radius)
