@@ -272,13 +272,16 @@ class HandWindow:
         if self._landmarks is not None:
             self._landmarks.sigma_3d = self.sigma_3d
         if pending and iters > 1:
-            # new contact frames get their targets lifted from the window's estimate after the first part
-            # of the iterations, then the solve goes on with them
+            # new contact frames get their targets lifted from the window's estimate after the first half of
+            # the iterations, then the solve goes on with them (with one iteration they wait for the next solve)
             head = iters // 2
-            xs, betas, _ = self.problem.solve(torch.as_tensor(x), torch.as_tensor(self.betas), data, head, fixed_kp)
+            xs, betas, first_part = self.problem.solve(torch.as_tensor(x), torch.as_tensor(self.betas), data, head,
+                                                       fixed_kp)
             self._lift_pending(live, data, pending, xs.detach().numpy().astype(np.float64),
                                betas.detach().numpy().astype(np.float64))
             xs, betas, info = self.problem.solve(xs, betas, data, iters - head, fixed_kp)
+            # the costs are the second part's (its objective has the new targets)
+            info = dataclasses.replace(info, iterations=iters, accepted=first_part.accepted + info.accepted)
         else:
             xs, betas, info = self.problem.solve(torch.as_tensor(x), torch.as_tensor(self.betas), data, iters,
                                                  fixed_kp)
