@@ -134,6 +134,34 @@ def test_contacts_are_lifted_only_from_the_windows_estimate(engine_run, monkeypa
             assert np.abs(used - start).max() > 1e-5
 
 
+@pytest.mark.parametrize("shift", [True, False])
+def test_new_contact_frames_start_at_the_evidence_depth_unless_turned_off(engine_run, monkeypatch, shift):
+    """``window.contact_shift``: a new contact frame's start is moved along its viewing rays to the depth its
+    contact evidence found (on), or left where the per-frame fit and the window's offset put it (off)."""
+    from inscene.engine.window.solver import HandWindow
+
+    res, cfg = engine_run
+    cfg = cfg.override([f"window.contact_shift={str(shift).lower()}"])
+    moved, new_contact = [], 0
+    real_contacts = HandWindow._contacts
+
+    def contacts(self, live, data, x, vertices):
+        nonlocal new_contact
+        before = {k: s.x.copy() for k, (_, s) in enumerate(live) if not s.optimized}
+        pending = real_contacts(self, live, data, x, vertices)
+        new_contact += len(pending)
+        moved.extend(float(np.abs(live[k][1].x - before[k]).max()) for k in pending)
+        return pending
+
+    monkeypatch.setattr(HandWindow, "_contacts", contacts)
+    offline(res, cfg)
+    assert new_contact >= 5
+    if shift:
+        assert max(moved) > 1e-4
+    else:
+        assert max(moved) == 0.0
+
+
 def test_rows_without_a_hand_pass_through_invalid(engine_run):
     """Every row reaches the store; rows without a hand (the oracle's missed detections, the absent left hand,
     detections the identity gate dropped) are valid = False with NaN parameters, no contact and no contact points."""

@@ -429,7 +429,7 @@ class HandWindow:
             if not lab or s.obs.T_cam_obj is None:
                 continue
             v = verts[k]
-            if abs(s.scale - 1.0) > 1e-6 and not s.optimized:
+            if self.config.contact_shift and abs(s.scale - 1.0) > 1e-6 and not s.optimized:
                 # a new contact frame: move the hand along its viewing ray to the depth the evidence found
                 shift = (s.scale - 1.0) * v[scene.candidates].mean(0)
                 s.x = s.x.copy()
