@@ -196,8 +196,9 @@ class WindowConfig:
     """A new contact frame starts at the depth its contact evidence found: the per-frame fit moved along its viewing
     rays (within ``contact.hold_depth_scale`` while in contact) to where its contact regions touch the object.
     Right for a fit whose error is a depth scale about the camera (the suite's oracle: on, MRPE 15.5 mm; off, 16.4);
-    the real detector's fits err in shape and pose too, and the scale that makes them touch is then off (the demo
-    clip's wrist error: on, median 26 mm; off, 15 mm; README "Stage 1")."""
+    the real detector's fits err in shape and pose too, and the scale that makes them touch can be off (the demo
+    clip's wrist error: on, median 26 mm; off, 15 mm; but on the coffee clip, off, the holding hand floats 6-17 mm
+    off the mug; README "Stage 1")."""
     pushout: bool = True
     """Decided contact frames: turn the finger joints so no vertex stays inside the object (the wrist and the
     hand's position do not move; ``engine/window/pushout.py``)."""
