@@ -243,3 +243,16 @@ def test_cli_lists_presets_and_rejects_bad_input(cli, tmp_path):
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "preset" in bad.stderr
     bad = cli("synth", "--preset", "tiny", "--size", "321x240", "-o", str(tmp_path / "x"))
     assert bad.returncode == 2 and "even" in bad.stderr
+
+
+def test_poses_interpolate_at_the_minimum_jerk_profiles_rounding():
+    """The minimum-jerk profile evaluates to just above 1 near its end (float rounding); the pose interpolation
+    takes it as 1 instead of refusing it (scipy's slerp does)."""
+    from inscene.bench.synth.motion import interp_pose, make_T, min_jerk, rot_z
+
+    s = min_jerk(np.linspace(0.999, 1.0, 20001))
+    assert s.max() > 1.0  # the rounding this guards against
+    A, B = make_T(rot_z(0.1), np.array([0.0, 0.0, 0.5])), make_T(rot_z(1.2), np.array([0.1, 0.0, 0.4]))
+    out = interp_pose(A, B, s)
+    np.testing.assert_allclose(out[-1], B, atol=1e-12)
+    np.testing.assert_allclose(interp_pose(A, B, np.array([0.0, 1.0])), np.stack([A, B]), atol=1e-12)

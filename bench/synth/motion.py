@@ -28,8 +28,11 @@ def phase(t: np.ndarray, t0: float, t1: float) -> np.ndarray:
 
 
 def interp_pose(A: np.ndarray, B: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """(T, 4, 4) poses between A and B (4, 4) at fractions s (T,): linear position, slerped rotation."""
-    s = np.asarray(s, np.float64)
+    """(T, 4, 4) poses between A and B (4, 4) at fractions s (T,): linear position, slerped rotation.
+
+    ``s`` is clipped to [0, 1]: the minimum-jerk profile evaluates to 1 + 2e-16 just below 1, which the slerp
+    refuses."""
+    s = np.clip(np.asarray(s, np.float64), 0.0, 1.0)
     rots = Rotation.from_matrix(np.stack([A[:3, :3], B[:3, :3]]))
     out = np.zeros((len(s), 4, 4))
     out[:, :3, :3] = Slerp([0.0, 1.0], rots)(s).as_matrix()
