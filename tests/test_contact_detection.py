@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 import trimesh
 from inscene.engine.config import ContactConfig
-from inscene.engine.contact.detection import ContactLabeler, contact_evidence, image_drift, label_sequence
+from inscene.engine.contact.detection import (ContactLabeler, contact_evidence, depth_correction, image_drift,
+                                              label_sequence)
 from inscene.engine.contact.lifting import contact_candidates
 from inscene.kernels import RayCaster, sdf_grid
 
@@ -79,17 +82,17 @@ def test_depth_scaled_hand_is_corrected(touching, sphere):
     assert ev.possible and ev.penetration < 0.002 and abs(ev.scale * 1.05 - 1) < 0.005
 
 
-def test_depth_only_gives_the_same_depth_correction_without_the_overlap(touching, sphere):
-    """``depth_only`` (what contact lifting uses) finds the depth correction the full evidence finds, and counts
-    no overlap with the object (so says nothing of whether contact is possible)."""
+def test_depth_correction_alone_equals_the_evidences(touching, sphere):
+    """``depth_correction`` (what contact lifting uses) finds the depth correction the full evidence finds,
+    without the evidence's mask overlap."""
     v, cand, T = touching
     grid, caster = sphere
     for factor, was in ((1.1, False), (1 / 1.1, True), (1.03, True), (0.8, False)):
         full = contact_evidence(v * factor, cand, K, T, grid, caster, WIDE, was_in_contact=was)
-        depth = contact_evidence(v * factor, cand, K, T, grid, caster, WIDE, was_in_contact=was, depth_only=True)
-        assert (depth.scale, depth.distance, depth.penetration) == (full.scale, full.distance, full.penetration)
-        assert depth.overlap == 0 and not depth.possible
+        depth = depth_correction(v * factor, cand, T, grid, WIDE, was_in_contact=was)
+        assert depth == (full.scale, full.distance, full.penetration)
     assert full.overlap > 0
+    assert depth_correction(v * -1.0, cand, T, grid, WIDE) == (1.0, math.inf, 0.0)  # nothing in front
 
 
 def test_hand_away_is_not_possible(touching, sphere):

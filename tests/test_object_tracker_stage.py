@@ -201,7 +201,7 @@ def test_fitted_hands_mask_is_the_whole_frame_rendering_in_each_hands_box(anny_r
     kp[:, :2] = rng.uniform(20, 60, (21, 2))
     frame = types.SimpleNamespace(hands=[types.SimpleNamespace(keypoints=kp)])
     data = {"hands2d": frame}
-    got = occlusion_from_packet(data, (240, 320), lambda d: (hands, K))
+    got = occlusion_from_packet(data, (240, 320), lambda d: hands, K)
     np.testing.assert_array_equal(got, fitted_hands_mask(hands, K, (240, 320)))
-    np.testing.assert_array_equal(occlusion_from_packet(data, (240, 320), lambda d: ([], K)),
+    np.testing.assert_array_equal(occlusion_from_packet(data, (240, 320), lambda d: [], K),
                                   hand_occlusion_mask([kp], (240, 320)))

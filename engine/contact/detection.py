@@ -98,9 +98,8 @@ def _scale_costs(grid: SDFGrid, points_obj: np.ndarray, offset: np.ndarray, scal
 
 def contact_evidence(vertices: np.ndarray, candidates: np.ndarray, K: np.ndarray, T_cam_obj: np.ndarray,
                      grid: SDFGrid, caster: RayCaster, config: ContactConfig, mask: np.ndarray | None = None,
-                     was_in_contact: bool = False, rank: int = RANK, regions: np.ndarray | None = None,
-                     depth_only: bool = False) -> Evidence:
-    """Contact evidence of one hand in one frame, at the best depth correction.
+                     was_in_contact: bool = False, rank: int = RANK, regions: np.ndarray | None = None) -> Evidence:
+    """Contact evidence of one hand in one frame, at the best depth correction (:func:`depth_correction`).
 
     Args:
         vertices: (V, 3) posed hand vertices, camera frame.
@@ -110,40 +109,15 @@ def contact_evidence(vertices: np.ndarray, candidates: np.ndarray, K: np.ndarray
         config: thresholds and ``max_depth_scale``.
         mask: (H, W) bool object mask, or None for the object's silhouette (ray hits).
         was_in_contact: the hand was in contact the previous frame (``off_distance`` applies).
-        rank: the distance is the ``rank``-th smallest candidate distance.
-        regions: (C,) int region of each candidate (finger pad, palm), or None. Given, the
-            depth correction is the scale at which the regions touch the object together
-            (the mean over regions of each region's distance, capped at ``REGION_REACH``),
-            not the one at which any ``rank`` candidates touch: a hand at the wrong depth
-            often still touches a curved object with one region.
-        depth_only: only the depth correction (``scale``, ``distance``, ``penetration``): no overlap
-            with the object's mask is counted (``overlap`` 0, ``possible`` False).
+        rank, regions: as for :func:`depth_correction`.
     Returns:
         :class:`Evidence`.
     """
-    v = np.asarray(vertices, dtype=np.float64)
-    if v.ndim != 2 or v.shape[1] != 3:
-        raise ValueError(f"contact_evidence: vertices must have shape (V, 3), got {v.shape}")
-    cand = np.asarray(candidates, dtype=np.int64)
-    if cand.ndim != 1 or (len(cand) and (cand.min() < 0 or cand.max() >= len(v))):
-        raise ValueError(f"contact_evidence: candidates must be (C,) vertex ids in [0, {len(v)})")
-    T = np.asarray(T_cam_obj, dtype=np.float64)
-    if T.shape != (4, 4) or np.asarray(K).shape != (3, 3):
-        raise ValueError(f"contact_evidence: need K (3, 3) and T_cam_obj (4, 4), got {np.shape(K)}, {T.shape}")
-    p = v[cand]
-    good = (p[:, 2] > 1e-6) & np.isfinite(p).all(axis=1)
-    p = p[good]
-    groups = None
-    if regions is not None:
-        reg = np.asarray(regions)[good]
-        order = np.argsort(reg, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(reg[order]) != 0])
-        groups = (order, starts)
+    if np.asarray(K).shape != (3, 3):
+        raise ValueError(f"contact_evidence: need K (3, 3), got {np.shape(K)}")
+    p, T, groups = _candidate_points(vertices, candidates, T_cam_obj, regions)
     if len(p) == 0:
         return Evidence(math.inf, 1.0, 0, 0.0, False)
-    if depth_only:
-        scale, dist, pen = _best_depth(p, T, grid, config, was_in_contact, rank, groups)
-        return Evidence(dist, scale, 0, pen, False)
     # overlap with the object in the image
     if mask is not None:
         overlap = int(in_mask(project(p, np.asarray(K, dtype=np.float64)), np.asarray(mask, dtype=bool)).sum())
@@ -155,6 +129,53 @@ def contact_evidence(vertices: np.ndarray, candidates: np.ndarray, K: np.ndarray
     threshold = config.off_distance if was_in_contact else config.on_distance
     possible = overlap >= config.min_overlap and dist < threshold
     return Evidence(dist, scale, overlap, pen, bool(possible))
+
+
+def depth_correction(vertices: np.ndarray, candidates: np.ndarray, T_cam_obj: np.ndarray, grid: SDFGrid,
+                     config: ContactConfig, was_in_contact: bool = False, rank: int = RANK,
+                     regions: np.ndarray | None = None) -> tuple[float, float, float]:
+    """``(scale, distance, penetration)``: the scale about the camera centre (the hand's projection unchanged;
+    within ``max_depth_scale``, ``hold_depth_scale`` when ``was_in_contact``) at which the hand's contact
+    candidates touch the object best, and their distance and deepest penetration there (``(1, inf, 0)`` with no
+    candidate in front of the camera). Contact lifting needs only this; :func:`contact_evidence` adds the
+    overlap with the object's mask.
+
+    Args:
+        rank: without ``regions``, the distance is the ``rank``-th smallest candidate distance.
+        regions: (C,) int region of each candidate (finger pad, palm), or None. Given, the
+            depth correction is the scale at which the regions touch the object together
+            (the mean over regions of each region's distance, capped at ``REGION_REACH``),
+            not the one at which any ``rank`` candidates touch: a hand at the wrong depth
+            often still touches a curved object with one region.
+    """
+    p, T, groups = _candidate_points(vertices, candidates, T_cam_obj, regions)
+    if len(p) == 0:
+        return 1.0, math.inf, 0.0
+    return _best_depth(p, T, grid, config, was_in_contact, rank, groups)
+
+
+def _candidate_points(vertices: np.ndarray, candidates: np.ndarray, T_cam_obj: np.ndarray,
+                      regions: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+    """The candidates in front of the camera (M, 3), the pose (4, 4) and their grouping by region (checked)."""
+    v = np.asarray(vertices, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise ValueError(f"contact_evidence: vertices must have shape (V, 3), got {v.shape}")
+    cand = np.asarray(candidates, dtype=np.int64)
+    if cand.ndim != 1 or (len(cand) and (cand.min() < 0 or cand.max() >= len(v))):
+        raise ValueError(f"contact_evidence: candidates must be (C,) vertex ids in [0, {len(v)})")
+    T = np.asarray(T_cam_obj, dtype=np.float64)
+    if T.shape != (4, 4):
+        raise ValueError(f"contact_evidence: need T_cam_obj (4, 4), got {T.shape}")
+    p = v[cand]
+    good = (p[:, 2] > 1e-6) & np.isfinite(p).all(axis=1)
+    p = p[good]
+    groups = None
+    if regions is not None:
+        reg = np.asarray(regions)[good]
+        order = np.argsort(reg, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(reg[order]) != 0])
+        groups = (order, starts)
+    return p, T, groups
 
 
 def _best_depth(p: np.ndarray, T: np.ndarray, grid: SDFGrid, config: ContactConfig, was_in_contact: bool, rank: int,

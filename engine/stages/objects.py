@@ -128,7 +128,7 @@ class RegionObjectTracker(_ObjectPoseStage):
             self.init.check_size(int(info.width), int(info.height))
             warmup(self.mesh, ctx.K, (int(info.height), int(info.width)), self.model, self.config)
 
-    def _fitted(self, data: dict) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    def _fitted(self, data: dict) -> list[tuple[np.ndarray, np.ndarray]]:
         """The per-frame fit's hand meshes in this frame (``data["hands_fit"]``: side -> FitResult), camera frame."""
         from inscene.models.hands.jacobian import pose_fast
 
@@ -140,7 +140,7 @@ class RegionObjectTracker(_ObjectPoseStage):
                 continue
             _, verts = pose_fast(model, r.params, with_vertices=True)
             hands += [(v, self._faces[side]) for v in verts]
-        return hands, self._K
+        return hands
 
     def _warm_occlusion(self) -> None:
         """Pose and rasterize a made-up hand once: numba loads those kernels here, not on the first frame."""
@@ -166,7 +166,8 @@ class RegionObjectTracker(_ObjectPoseStage):
         from inscene.models.objects.occlusion import occlusion_from_packet
 
         image = packet.frame.image
-        occ = occlusion_from_packet(packet.data, image.shape[:2], self._fitted) if self.hand_occlusion else None
+        occ = occlusion_from_packet(packet.data, image.shape[:2], self._fitted, self._K) if self.hand_occlusion \
+            else None
         if not self.started:
             if self.init.frame is not None and packet.frame.index < self.init.frame:
                 return self._emit(packet, None, np.nan)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import ContactConfig
-from ..contact.detection import Evidence, contact_evidence
+from ..contact.detection import Evidence, contact_evidence, depth_correction
 from ..contact.lifting import candidate_regions, contact_candidates, lift_contacts
 
 CONTACT_TOL = 0.003
@@ -55,10 +55,10 @@ class ObjectScene:
         self.sdf.lookup(v[:4], gradient=True)
 
     def evidence(self, vertices: np.ndarray, K: np.ndarray, T_cam_obj: np.ndarray, config: ContactConfig,
-                 was_in_contact: bool = False, mask: np.ndarray | None = None, depth_only: bool = False) -> Evidence:
-        """Contact evidence of a hand mesh (V, 3), camera frame (``depth_only``: its depth correction alone)."""
+                 was_in_contact: bool = False, mask: np.ndarray | None = None) -> Evidence:
+        """Contact evidence of a hand mesh (V, 3), camera frame."""
         return contact_evidence(vertices, self.candidates, K, T_cam_obj, self.sdf, self.caster, config, mask,
-                                was_in_contact, regions=self.regions, depth_only=depth_only)
+                                was_in_contact, regions=self.regions)
 
     def lift(self, vertices: np.ndarray, normals: np.ndarray, K: np.ndarray, T_cam_obj: np.ndarray,
              config: ContactConfig, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -69,8 +69,9 @@ class ObjectScene:
         in-contact tolerance): lifting from there pulls a hand that stands off the object,
         or sinks into it, to the depth the object says, not just its nearest vertices.
         """
-        ev = self.evidence(vertices, K, T_cam_obj, config, was_in_contact=True, mask=mask, depth_only=True)
-        vertices = vertices * ev.scale
+        scale, _, _ = depth_correction(vertices, self.candidates, T_cam_obj, self.sdf, config, was_in_contact=True,
+                                       regions=self.regions)
+        vertices = vertices * scale
         lifted = lift_contacts(vertices, normals, self.candidates, K, T_cam_obj, self.caster, mask,
                                config.lift_radius)
         if len(lifted) == 0:

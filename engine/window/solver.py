@@ -412,63 +412,57 @@ class HandWindow:
         ``vertices``: (len(live), V, 3) the free slots' meshes at ``x``.
         """
         nf = data.fixed
-        scene, ccfg = self.scene, self.contact_cfg
-        with torch.no_grad():
-            normals = self.model.vertex_normals(vertices).double().numpy()
         verts = vertices.double().numpy()
         for k, (_, s) in enumerate(live):
             s.verts = verts[k]
         self._judge()
         labels = self.labeler.labels([self.first_row + i for i, _ in live])
         labels = [labels[self.first_row + i] for i, _ in live]
-        c_slot, c_vert, c_target, pending = [], [], [], []
+        estimated, pending = [], []
         in_contact = np.zeros(len(data.rows), bool)
         for k, ((_, s), lab) in enumerate(zip(live, labels)):
             s.in_contact = lab
             in_contact[nf + k] = lab
             if not lab or s.obs.T_cam_obj is None:
                 continue
-            v = verts[k]
-            if self.config.contact_shift and abs(s.scale - 1.0) > 1e-6 and not s.optimized:
+            if s.optimized:
+                estimated.append(k)
+                continue
+            pending.append(k)
+            if self.config.contact_shift and abs(s.scale - 1.0) > 1e-6:
                 # a new contact frame: move the hand along its viewing ray to the depth the evidence found
-                shift = (s.scale - 1.0) * v[scene.candidates].mean(0)
+                shift = (s.scale - 1.0) * verts[k][self.scene.candidates].mean(0)
                 s.x = s.x.copy()
                 s.x[-3:] += shift
                 x[nf + k, -3:] += shift
-                v = v + shift
-            if not s.optimized:
-                pending.append(k)
-                continue
-            lifted = scene.lift(v, normals[k], self.K, s.obs.T_cam_obj, ccfg)
-            if lifted is not None and len(lifted[0]):
-                c_slot.append(np.full(len(lifted[0]), nf + k))
-                c_vert.append(lifted[0])
-                c_target.append(lifted[1])
         data.in_contact = torch.as_tensor(in_contact)
-        self._set_contacts(data, c_slot, c_vert, c_target)
+        self._add_lifted(data, live, estimated, verts[estimated])
         return pending
 
     def _lift_pending(self, live, data: WindowData, pending: list[int], xs: np.ndarray, betas: np.ndarray) -> None:
         """Lift the contacts of the new contact frames ``pending`` (positions in ``live``) from ``xs`` (all slots,
         fixed first), the estimate part of this solve's iterations reached, and add them to ``data``."""
-        nf = data.fixed
-        _, verts = pose_fast(self.model, self.problem.params(torch.as_tensor(xs[[nf + k for k in pending]]),
+        _, verts = pose_fast(self.model, self.problem.params(torch.as_tensor(xs[[data.fixed + k for k in pending]]),
                                                              torch.as_tensor(betas)))
+        self._add_lifted(data, live, pending, verts)
+
+    def _add_lifted(self, data: WindowData, live, slots: list[int], verts: np.ndarray) -> None:
+        """Lift the contacts of the free slots ``slots`` (positions in ``live``) with meshes ``verts``
+        (len(slots), V, 3), and add them to ``data``'s contacts."""
+        if not slots:
+            return
         with torch.no_grad():
             normals = self.model.vertex_normals(torch.from_numpy(verts).to(self.model.dtype)).double().numpy()
         c_slot, c_vert, c_target = [], [], []
         if data.contact_slot is not None:
             c_slot, c_vert, c_target = [data.contact_slot.numpy()], [data.contact_vertex.numpy()], \
                 [data.contact_target.double().numpy()]
-        for j, k in enumerate(pending):
+        for j, k in enumerate(slots):
             lifted = self.scene.lift(verts[j], normals[j], self.K, live[k][1].obs.T_cam_obj, self.contact_cfg)
             if lifted is not None and len(lifted[0]):
-                c_slot.append(np.full(len(lifted[0]), nf + k))
+                c_slot.append(np.full(len(lifted[0]), data.fixed + k))
                 c_vert.append(lifted[0])
                 c_target.append(lifted[1])
-        self._set_contacts(data, c_slot, c_vert, c_target)
-
-    def _set_contacts(self, data: WindowData, c_slot: list, c_vert: list, c_target: list) -> None:
         if c_slot:
             data.contact_slot = torch.as_tensor(np.concatenate(c_slot))
             data.contact_vertex = torch.as_tensor(np.concatenate(c_vert))

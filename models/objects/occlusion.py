@@ -124,19 +124,20 @@ def fitted_hands_mask(hands: list[tuple[np.ndarray, np.ndarray]], K: np.ndarray,
     return out
 
 
-def occlusion_from_packet(data: dict, shape: tuple[int, int], fitted=None) -> np.ndarray | None:
+def occlusion_from_packet(data: dict, shape: tuple[int, int], fitted=None, K: np.ndarray | None = None
+                          ) -> np.ndarray | None:
     """The hand occlusion mask for a frame from what upstream stages produced, or None.
 
     Uses ``data["hand_mask"]`` ((H, W) bool, e.g. a segmenter or a synthetic source) when present, else
-    the fitted hands' silhouette when ``fitted`` (``data -> [(vertices, faces)]``, the object stage's view of
-    ``data["hands_fit"]``) gives any, else the hand detector's ``data["hands2d"]`` (a ``HandFrame`` with
-    ``hands[i].keypoints``)."""
+    the fitted hands' silhouette (intrinsics ``K``) when ``fitted`` (``data -> [(vertices, faces)]``, the object
+    stage's view of ``data["hands_fit"]``) gives any, else the hand detector's ``data["hands2d"]`` (a
+    ``HandFrame`` with ``hands[i].keypoints``)."""
     m = data.get("hand_mask")
     if m is not None:
         m = np.asarray(m, bool)
         return m if m.shape == tuple(shape) else None
-    if fitted is not None:
-        hands, K = fitted(data)
+    if fitted is not None and K is not None:
+        hands = fitted(data)
         if hands:
             mask = fitted_hands_mask(hands, K, shape)
             if mask.any():
