@@ -18,6 +18,7 @@ jump in the ground truth at the grasp's onset and release.
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
 from .geometry import ObjectGeometry
 from .handkit import HandKit, pose_hands
@@ -25,10 +26,14 @@ from .motion import PHASES, inv_T, make_T
 
 TOL = 2e-4
 """Penetration left alone, metres."""
-SOFT_TOL = 1e-3
+SOFT_TOL = 2.5e-3
 """Penetration left to fingers closing on the object or opening from it (skin is soft) when moving the hand out of
 the object along its surface cannot clear it without pushing another finger in, metres."""
 CLOSING = (PHASES["grasp"], PHASES["release"])
+SMOOTH_FRAMES = 2.0
+"""Std of the Gaussian that smooths the frames' corrections over time, frames."""
+SMOOTH_PASSES = 2
+"""Smooth-then-clear passes after the first clearing."""
 
 
 def _object_depth(geom: ObjectGeometry, local: np.ndarray, T_obj_hand: np.ndarray) -> float:
@@ -81,6 +86,11 @@ def clear_path(kit: HandKit, geom: ObjectGeometry, T_table_hand: np.ndarray, han
                phase: np.ndarray, T_table_obj: np.ndarray, approach_obj: np.ndarray) -> int:
     """Move the non-held frames of a hand path (in place) out of the object and the table; returns frames moved.
 
+    Each frame is cleared on its own (:func:`_clear_frames`), then the corrections (translations) are smoothed
+    over time (a Gaussian of ``SMOOTH_FRAMES``, within each run of non-held frames) and the frames cleared again
+    from there, ``SMOOTH_PASSES`` times: frame-by-frame corrections differ by millimetres from one frame to the
+    next (fingers pressing in as they close), which made the ground truth zigzag exactly at the grasp's onset.
+
     Args:
         T_table_hand: (T, 4, 4) hand rest-frame poses, table frame (modified).
         hand_pose: (T, P, 3); phase: (T,) codes (``motion.PHASES``); T_table_obj: (T, 4, 4);
@@ -92,10 +102,27 @@ def clear_path(kit: HandKit, geom: ObjectGeometry, T_table_hand: np.ndarray, han
     n = len(frames)
     zeros = np.zeros((n, 3))
     local, _ = pose_hands(kit.model, zeros, hand_pose[frames], np.repeat(kit.betas[None], n, 0), zeros)
-    moved = 0
     a = approach_obj / np.linalg.norm(approach_obj)
+    scripted = T_table_hand[frames, :3, 3].copy()
+    moved = _clear_frames(geom, local, frames, T_table_hand, phase, T_table_obj, a)
+    runs = np.split(np.arange(n), np.flatnonzero(np.diff(frames) > 1) + 1)
+    for _ in range(SMOOTH_PASSES):
+        if not moved.any():
+            break
+        corr = T_table_hand[frames, :3, 3] - scripted
+        for r in runs:
+            corr[r] = gaussian_filter1d(corr[r], SMOOTH_FRAMES, axis=0, mode="nearest")
+        T_table_hand[frames, :3, 3] = scripted + corr
+        moved |= _clear_frames(geom, local, frames, T_table_hand, phase, T_table_obj, a)
+    return int(moved.sum())
+
+
+def _clear_frames(geom: ObjectGeometry, local: np.ndarray, frames: np.ndarray, T_table_hand: np.ndarray,
+                  phase: np.ndarray, T_table_obj: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Clear each of ``frames`` (hand vertices ``local`` (n, V, 3) in the hand's frame) on its own, in place:
+    whether each was moved (n,)."""
+    moved = np.zeros(len(frames), bool)
     for k, i in enumerate(frames):
-        changed = False
         for _ in range(4):  # the two corrections can undo each other (fingers near the table and the object)
             T_obj_hand = inv_T(T_table_obj[i]) @ T_table_hand[i]
             if _object_depth(geom, local[k], T_obj_hand) > TOL:
@@ -103,11 +130,10 @@ def clear_path(kit: HandKit, geom: ObjectGeometry, T_table_hand: np.ndarray, han
                 if depth > TOL and not (depth <= SOFT_TOL and phase[i] in CLOSING):
                     pushed = make_T(None, -a * _back_off(geom, local[k], T_obj_hand, a)) @ T_obj_hand
                 T_table_hand[i] = T_table_obj[i] @ pushed
-                changed = True
+                moved[k] = True
             z = (local[k] @ T_table_hand[i, :3, :3].T + T_table_hand[i, :3, 3])[:, 2].min()
             if z >= -TOL:
                 break
             T_table_hand[i, 2, 3] -= z - 0.5 * TOL
-            changed = True
-        moved += int(changed)
+            moved[k] = True
     return moved

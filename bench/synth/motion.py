@@ -139,60 +139,137 @@ class Attachment:
     """(3,) peak offset of the reach to the pre-grasp (table frame)."""
 
 
-def closing(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(offset fraction, finger closure) along a closing motion at progress s (T,) in [0, 1].
+SLIDE_SHARE = 0.7
+"""The hand arrives at the grasp this share of the way through the closing (``close_duration``); the fingers
+close over the closing's last ``SLIDE_SHARE`` (mostly once the hand is in place: closed earlier, they
+would sweep into the object)."""
 
-    The hand slides in over the first 70 % (minimum jerk) and the fingers close over the
-    last 70 %, so the hand is mostly open while it passes the object's silhouette.
-    """
+
+CLOSE_SHARE = 0.5
+"""The fingers close over the closing's last ``CLOSE_SHARE``: as the hand arrives (it is within millimetres of the
+grasp by then), not before (half-closed fingers still travelling in sweep into the object)."""
+CLOSE_MIN_S = 0.4
+"""The closing lasts at least this long, seconds (the fingers close over at least 0.2 s; a plan's shorter
+``close_duration`` is lengthened by starting it earlier)."""
+
+
+def closing(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(offset fraction, finger closure) along a closing motion at progress s (T,) in [0, 1]: the hand slides
+    over the first ``SLIDE_SHARE`` (minimum jerk), the fingers close over the last ``SLIDE_SHARE``. The release
+    runs it backwards."""
     s = np.asarray(s, np.float64)
-    return 1.0 - min_jerk(s / 0.7), min_jerk((s - 0.3) / 0.7)
+    return 1.0 - min_jerk(s / SLIDE_SHARE), min_jerk((s - (1.0 - SLIDE_SHARE)) / SLIDE_SHARE)
+
+
+def _bump(u: np.ndarray) -> np.ndarray:
+    """16 u^2 (1 - u)^2: 0 with zero slope at both ends, 1 at u = 1/2."""
+    return 16.0 * u * u * (1.0 - u) ** 2
+
+
+def _path(p0: np.ndarray, p1: np.ndarray, lead: np.ndarray, straight: float, arc: np.ndarray | None,
+          samples: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Points (S, 3) and their arc lengths (S,) of a path from p0 to p1 whose last ``straight`` metres run
+    straight along ``lead`` (unit): a cubic Hermite curve to the start of that stretch, tangent to it, its
+    middle lifted by ``arc`` (zero with zero slope at both ends)."""
+    q = p1 - straight * lead
+    d = q - p0
+    L = float(np.linalg.norm(d))
+    u = np.linspace(0.0, 1.0, samples)
+    h00, h10 = 2 * u ** 3 - 3 * u ** 2 + 1, u ** 3 - 2 * u ** 2 + u
+    h01, h11 = -2 * u ** 3 + 3 * u ** 2, u ** 3 - u ** 2
+    curve = h00[:, None] * p0 + h10[:, None] * d + h01[:, None] * q + h11[:, None] * (L * lead)[None]
+    if arc is not None:
+        curve = curve + _bump(u)[:, None] * np.asarray(arc, np.float64)[None]
+    v = np.linspace(0.0, 1.0, max(2, samples // 4))[1:]
+    pts = np.concatenate([curve, q + (v * straight)[:, None] * lead[None]])
+    length = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+    return pts, length
+
+
+def reach(times: np.ndarray, t0: float, t1: float, T0: np.ndarray, T1: np.ndarray, lead: np.ndarray,
+          straight: float, arc: np.ndarray | None = None) -> np.ndarray:
+    """Poses (T, 4, 4) of one reach at ``times``: from rest at ``T0`` (time t0) to rest at ``T1`` (t1).
+
+    One movement, as a person reaches for an object: the distance travelled along the path
+    follows a single minimum-jerk profile, so the hand decelerates all the way into the
+    grasp instead of stopping short of it and starting again. The path's last ``straight``
+    metres run straight in along ``lead`` (unit, table frame: the approach direction), the
+    rest is a curve tangent to that stretch (:func:`_path`), over which the hand turns to
+    its end orientation.
+    """
+    lead = np.asarray(lead, np.float64) / max(float(np.linalg.norm(lead)), 1e-12)
+    u = min_jerk(phase(times, t0, t1))
+    pts, length = _path(T0[:3, 3], T1[:3, 3], lead, straight, arc)
+    at = u * length[-1]
+    Ts = interp_pose(T0, T1, min_jerk(at / max(length[-1] - straight, 1e-9)))
+    Ts[:, :3, 3] = np.stack([np.interp(at, length, pts[:, k]) for k in range(3)], axis=1)
+    return Ts
 
 
 def hand_path(times: np.ndarray, before: list[HandKey], att: Attachment, after: list[HandKey],
               T_table_obj: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Poses (T, 4, 4), finger poses (T, P, 3) and phase codes (T,) of one hand.
 
-    ``before``: keys up to the pre-grasp (its pose is computed here and appended);
-    ``after``: keys from the backed-off pose (prepended here) to the end. Phase codes:
-    see :data:`PHASES`.
+    ``before``: keys up to the start of the reach (the hand rests at the last one until its
+    time); ``after``: keys of the retreat. The hand reaches from the last key
+    of ``before`` into the grasp in one movement (:func:`reach`), arriving ``SLIDE_SHARE`` of
+    the way through the closing (its last ``pregrasp_distance`` straight along the approach);
+    the fingers open on the way and close over the closing's last ``SLIDE_SHARE``. After the
+    release the hand opens and backs off along the approach (:func:`closing` backwards), stops
+    there and moves on through the keys of ``after``. Phase codes (:data:`PHASES`) by the
+    attachment's times.
     """
     n = len(times)
     P = att.grasp_pose.shape[0]
     Ts = np.zeros((n, 4, 4))
     poses = np.zeros((n, P, 3))
     codes = np.zeros(n, np.int8)
-    t_pre = att.grasp_time - att.close_duration
+    close_duration = max(att.close_duration, CLOSE_MIN_S)
+    t_pre = att.grasp_time - close_duration
     t_post = att.release_time + att.open_duration
+    t_arrive = t_pre + SLIDE_SHARE * close_duration
     i_on = int(np.searchsorted(times, att.grasp_time))
     i_off = int(np.searchsorted(times, att.release_time))
     T_obj_on = T_table_obj[min(i_on, n - 1)]
     T_obj_off = T_table_obj[min(max(i_off - 1, 0), n - 1)]
+    start = before[-1]
+    on = T_obj_on @ att.T_obj_hand
     back = make_T(None, -att.approach_obj * att.pregrasp_distance)
-    pre = HandKey(t_pre, T_obj_on @ back @ att.T_obj_hand, att.open_pose, att.arc_in)
     post = HandKey(t_post, T_obj_off @ back @ att.T_obj_hand, att.open_pose)
-    keys_in = [*before, pre]
     keys_out = [post, *after]
+    going = (times >= start.time) & (times < t_arrive)
+    if going.any():
+        Ts[going] = reach(times[going], start.time, t_arrive, start.T, on, T_obj_on[:3, :3] @ att.approach_obj,
+                          att.pregrasp_distance, att.arc_in)
     for i, t in enumerate(times):
-        if t < t_pre:
-            Ts[i], poses[i] = _along(keys_in, t)
-            codes[i] = PHASES["idle"] if t < keys_in[0].time or len(keys_in) == 1 else PHASES["approach"]
+        if t < start.time:
+            Ts[i], poses[i] = _along(before, t)
+        elif t >= t_post:
+            Ts[i], poses[i] = _along(keys_out, t)
+        elif t < t_pre:
+            poses[i] = start.pose + (att.open_pose - start.pose) * min_jerk(phase(t, start.time, t_pre))
         elif t < att.grasp_time:
-            off, close = closing(phase(t, t_pre, att.grasp_time))
-            Ts[i] = T_obj_on @ make_T(None, -att.approach_obj * att.pregrasp_distance * off) @ att.T_obj_hand
+            close = min_jerk((phase(t, t_pre, att.grasp_time) - (1 - CLOSE_SHARE)) / CLOSE_SHARE)
             poses[i] = att.open_pose + (att.grasp_pose - att.open_pose) * close
-            codes[i] = PHASES["grasp"]
         elif t < att.release_time:
-            Ts[i] = T_table_obj[i] @ att.T_obj_hand
             poses[i] = att.grasp_pose
-            codes[i] = PHASES["hold"]
-        elif t < t_post:
+        else:  # opening and backing off along the approach (a stop at the post-grasp pose, then the retreat)
             off, close = closing(1.0 - phase(t, att.release_time, t_post))
             Ts[i] = T_obj_off @ make_T(None, -att.approach_obj * att.pregrasp_distance * off) @ att.T_obj_hand
             poses[i] = att.open_pose + (att.grasp_pose - att.open_pose) * close
+        if t_arrive <= t < att.grasp_time:
+            Ts[i] = on
+        elif att.grasp_time <= t < att.release_time:
+            Ts[i] = T_table_obj[i] @ att.T_obj_hand
+        if t < t_pre:
+            codes[i] = PHASES["idle"] if t < start.time else PHASES["approach"]
+        elif t < att.grasp_time:
+            codes[i] = PHASES["grasp"]
+        elif t < att.release_time:
+            codes[i] = PHASES["hold"]
+        elif t < t_post:
             codes[i] = PHASES["release"]
         else:
-            Ts[i], poses[i] = _along(keys_out, t)
             codes[i] = PHASES["retreat"]
     return Ts, poses, codes
 
