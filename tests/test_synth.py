@@ -189,6 +189,32 @@ def test_the_hand_moves_without_jumps(tiny):
     assert out_and_back(w) <= 0.015
 
 
+def test_the_reach_decelerates_into_the_grasp(tiny):
+    """The reach to the grasp is one movement: the wrist's speed rises once and falls once, and the joints'
+    acceleration where the contact begins is of the order of the clip's median (generator version 2 stopped the hand
+    7 cm short of the grasp and slid it in over ~0.2 s: two speed peaks, and the truth's own onsets 1.2-8.9x its
+    median, which #8's onset figure is measured against)."""
+    from inscene.bench.grasp import accelerations, contact_onsets, onset_ratios
+
+    _, r = tiny
+    T = r.array("camera/T_world_cam")
+    joints = np.einsum("tij,tkj->tki", T[:, :3, :3], r.array("hand/right/joints").astype(np.float64))
+    joints += T[:, None, :3, 3]
+    phase = r.array("gt/hand/right/phase")
+    reach = np.flatnonzero((phase == 1) | (phase == 2))
+    contact = r.array("hand/right/in_contact").astype(bool)
+    onset = int(np.argmax(contact))
+    speed = np.linalg.norm(np.diff(joints[reach[0]:onset + 1, 0], axis=0), axis=1)
+    peak = int(np.argmax(speed))
+    # after its peak the speed only falls (to within 0.5 mm per frame: the clearance's millimetres), before it
+    # it only rises: no stop short of the object
+    assert (np.diff(speed[peak:]) <= 5e-4).all(), np.round(speed[peak:] * 1e3, 1)
+    assert (np.diff(speed[:peak + 1]) >= -5e-4).all(), np.round(speed[:peak + 1] * 1e3, 1)
+    valid = np.ones(len(joints), bool)
+    ratios, _ = onset_ratios(accelerations(joints, valid), contact_onsets(contact, valid))
+    assert ratios and max(ratios) <= 2.0, ratios
+
+
 def test_rendered_frame_is_not_trivial(tiny):
     """Object and hand pixels where the ground truth puts them, with colours that differ from the background."""
     _, r = tiny

@@ -10,6 +10,9 @@ opposite sides), what is left is kept if it is within ``SOFT_TOL`` while the fin
 close or open, else the hand backs off along the grasp's approach direction by the
 smallest distance that clears the object (bisection). Then it is moved up by what
 clears the table. Held frames are never moved: their hand is rigid with the object.
+The corrections found frame by frame are then smoothed over time and the frames
+cleared again from there (:func:`clear_path`), so the truth does not zigzag by
+millimetres from frame to frame where the fingers close.
 Backing off along the approach had been the only remedy until generator version 2: a
 finger 0.4 mm inside moved its frame's whole hand back by up to 61 mm, a one-frame
 jump in the ground truth at the grasp's onset and release.
@@ -27,8 +30,9 @@ from .motion import PHASES, inv_T, make_T
 TOL = 2e-4
 """Penetration left alone, metres."""
 SOFT_TOL = 2.5e-3
-"""Penetration left to fingers closing on the object or opening from it (skin is soft) when moving the hand out of
-the object along its surface cannot clear it without pushing another finger in, metres."""
+"""Penetration left to fingers closing on the object or opening from it (skin is soft: a fingertip's pad gives a few
+millimetres) when moving the hand out of the object along its surface cannot clear it without pushing another finger
+in, metres (1 mm until generator version 3, which backed a frame of ``mug_static`` seed 0 off by 45 mm)."""
 CLOSING = (PHASES["grasp"], PHASES["release"])
 SMOOTH_FRAMES = 2.0
 """Std of the Gaussian that smooths the frames' corrections over time, frames."""
