@@ -15,11 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
-
-def min_jerk(s: np.ndarray | float) -> np.ndarray:
-    """The minimum-jerk profile 10 s^3 - 15 s^4 + 6 s^5 of s clipped to [0, 1]."""
-    s = np.clip(np.asarray(s, np.float64), 0.0, 1.0)
-    return s ** 3 * (10.0 - 15.0 * s + 6.0 * s * s)
+from inscene.engine.grasp.prior import min_jerk  # the profile 10 s^3 - 15 s^4 + 6 s^5 of s clipped to [0, 1]
 
 
 def phase(t: np.ndarray, t0: float, t1: float) -> np.ndarray:
