@@ -116,9 +116,10 @@ class HandKey:
 class Attachment:
     """The hand holds the object from ``grasp_time`` (fingers closed) to ``release_time``.
 
-    Before it the hand closes in from ``pregrasp_distance`` back along the approach
-    over ``close_duration`` (the object must be still then); after it, it opens and
-    backs off over ``open_duration``.
+    Before it the hand's reach ends along the approach (its last ``pregrasp_distance``
+    straight in) and the fingers close, over ``close_duration`` (at least ``CLOSE_MIN_S``;
+    the object must be still then); after it, it opens and backs off ``pregrasp_distance``
+    over ``open_duration``.
     """
 
     grasp_time: float
@@ -132,13 +133,12 @@ class Attachment:
     close_duration: float
     open_duration: float
     arc_in: np.ndarray | None = None
-    """(3,) peak offset of the reach to the pre-grasp (table frame)."""
+    """(3,) peak offset of the reach (table frame)."""
 
 
 SLIDE_SHARE = 0.7
-"""The hand arrives at the grasp this share of the way through the closing (``close_duration``); the fingers
-close over the closing's last ``SLIDE_SHARE`` (mostly once the hand is in place: closed earlier, they
-would sweep into the object)."""
+"""The hand arrives at the grasp this share of the way through the closing (``close_duration``). In a release
+(:func:`closing` backwards) the fingers open over the first ``SLIDE_SHARE`` and the hand backs off over the last."""
 
 
 CLOSE_SHARE = 0.5
@@ -220,7 +220,8 @@ def hand_path(times: np.ndarray, before: list[HandKey], att: Attachment, after: 
     Ts = np.zeros((n, 4, 4))
     poses = np.zeros((n, P, 3))
     codes = np.zeros(n, np.int8)
-    close_duration = max(att.close_duration, CLOSE_MIN_S)
+    start = before[-1]
+    close_duration = min(max(att.close_duration, CLOSE_MIN_S), att.grasp_time - start.time)
     t_pre = att.grasp_time - close_duration
     t_post = att.release_time + att.open_duration
     t_arrive = t_pre + SLIDE_SHARE * close_duration
@@ -228,7 +229,6 @@ def hand_path(times: np.ndarray, before: list[HandKey], att: Attachment, after: 
     i_off = int(np.searchsorted(times, att.release_time))
     T_obj_on = T_table_obj[min(i_on, n - 1)]
     T_obj_off = T_table_obj[min(max(i_off - 1, 0), n - 1)]
-    start = before[-1]
     on = T_obj_on @ att.T_obj_hand
     back = make_T(None, -att.approach_obj * att.pregrasp_distance)
     post = HandKey(t_post, T_obj_off @ back @ att.T_obj_hand, att.open_pose)
