@@ -237,35 +237,30 @@ def hand_path(times: np.ndarray, before: list[HandKey], att: Attachment, after: 
     if going.any():
         Ts[going] = reach(times[going], start.time, t_arrive, start.T, on, T_obj_on[:3, :3] @ att.approach_obj,
                           att.pregrasp_distance, att.arc_in)
-    for i, t in enumerate(times):
+    for i, t in enumerate(times):  # t_pre >= start.time: the closing never starts before the reach
         if t < start.time:
             Ts[i], poses[i] = _along(before, t)
-        elif t >= t_post:
-            Ts[i], poses[i] = _along(keys_out, t)
-        elif t < t_pre:
+            codes[i] = PHASES["idle"]
+        elif t < t_pre:  # Ts from the reach
             poses[i] = start.pose + (att.open_pose - start.pose) * min_jerk(phase(t, start.time, t_pre))
-        elif t < att.grasp_time:
+            codes[i] = PHASES["approach"]
+        elif t < att.grasp_time:  # Ts from the reach until the hand arrives
             close = min_jerk((phase(t, t_pre, att.grasp_time) - (1 - CLOSE_SHARE)) / CLOSE_SHARE)
             poses[i] = att.open_pose + (att.grasp_pose - att.open_pose) * close
+            if t >= t_arrive:
+                Ts[i] = on
+            codes[i] = PHASES["grasp"]
         elif t < att.release_time:
+            Ts[i] = T_table_obj[i] @ att.T_obj_hand
             poses[i] = att.grasp_pose
-        else:  # opening and backing off along the approach (a stop at the post-grasp pose, then the retreat)
+            codes[i] = PHASES["hold"]
+        elif t < t_post:  # opening and backing off along the approach (a stop at the post-grasp pose)
             off, close = closing(1.0 - phase(t, att.release_time, t_post))
             Ts[i] = T_obj_off @ make_T(None, -att.approach_obj * att.pregrasp_distance * off) @ att.T_obj_hand
             poses[i] = att.open_pose + (att.grasp_pose - att.open_pose) * close
-        if t_arrive <= t < att.grasp_time:
-            Ts[i] = on
-        elif att.grasp_time <= t < att.release_time:
-            Ts[i] = T_table_obj[i] @ att.T_obj_hand
-        if t < t_pre:
-            codes[i] = PHASES["idle"] if t < start.time else PHASES["approach"]
-        elif t < att.grasp_time:
-            codes[i] = PHASES["grasp"]
-        elif t < att.release_time:
-            codes[i] = PHASES["hold"]
-        elif t < t_post:
             codes[i] = PHASES["release"]
         else:
+            Ts[i], poses[i] = _along(keys_out, t)
             codes[i] = PHASES["retreat"]
     return Ts, poses, codes
 
